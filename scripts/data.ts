@@ -1,0 +1,159 @@
+/**
+ * `npm run data`: prepares the real datasets that vtok trains and evaluates on,
+ * reproducibly (fixed seed, sorted inputs), from Debian packages:
+ *
+ *   photos        random crops of the photographs/wallpapers of `mate-backgrounds`
+ *                 and `ukui-wallpapers` (/usr/share/backgrounds); test crops come
+ *                 from held-out images (every 5th file in sorted order), never
+ *                 from an image that training sees.
+ *   fashion-mnist `dataset-fashion-mnist` IDX files -> PNG + a sidecar .txt with
+ *                 the class name, split as published (60,000 train / 10,000 test).
+ *   stamps        `tuxpaint-stamps-default` object photos -> PNG + the first line
+ *                 of their caption as a sidecar .txt.
+ *
+ * Usage: npm run data -- [--out data] [--only photos,fashion-mnist,stamps] [--crops 48] [--size 256]
+ * Never needed by `npm test`.
+ */
+import { promises as fsp, existsSync } from 'node:fs';
+import * as path from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import sharp from 'sharp';
+import { parseIdx } from '../src/core/idx';
+import { Rng } from '../src/core/random';
+
+const FASHION_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
+
+interface Args {
+  out: string;
+  only: string[];
+  crops: number;
+  size: number;
+}
+
+function parseArgs(argv: string[]): Args {
+  const args: Args = { out: 'data', only: ['photos', 'fashion-mnist', 'stamps'], crops: 48, size: 256 };
+  for (let i = 0; i < argv.length; i++) {
+    const [key, value] = [argv[i], argv[i + 1]];
+    if (key === '--out') args.out = value;
+    else if (key === '--only') args.only = value.split(',');
+    else if (key === '--crops') args.crops = Number(value);
+    else if (key === '--size') args.size = Number(value);
+    else if (key === '--help' || key === '-h') {
+      process.stdout.write(require('node:fs').readFileSync(__filename, 'utf8').split('*/')[0] + '*/\n');
+      process.exit(0);
+    } else throw new Error(`Unknown argument ${key}; see --help`);
+    i++;
+  }
+  return args;
+}
+
+async function listFiles(dir: string, exts: string[]): Promise<string[]> {
+  const out: string[] = [];
+  async function walk(d: string): Promise<void> {
+    for (const entry of await fsp.readdir(d, { withFileTypes: true })) {
+      const p = path.join(d, entry.name);
+      if (entry.isDirectory()) await walk(p);
+      else if (exts.includes(path.extname(entry.name).toLowerCase())) out.push(p);
+    }
+  }
+  if (existsSync(dir)) await walk(dir);
+  return out.sort();
+}
+
+function missing(pkg: string, where: string): never {
+  throw new Error(`${where} not found: install the Debian package ${pkg} (apt-get install ${pkg}), or on another system put the files there`);
+}
+
+async function photos(args: Args): Promise<void> {
+  const sources = await listFiles('/usr/share/backgrounds', ['.jpg', '.jpeg', '.png', '.webp']);
+  if (sources.length === 0) missing('mate-backgrounds ukui-wallpapers', '/usr/share/backgrounds');
+  const rng = new Rng(20261124);
+  let nTrain = 0;
+  let nTest = 0;
+  for (const [i, src] of sources.entries()) {
+    const split = i % 5 === 4 ? 'test' : 'train';
+    const dir = path.join(args.out, 'photos', split);
+    await fsp.mkdir(dir, { recursive: true });
+    const meta = await sharp(src).metadata();
+    const w = meta.autoOrient?.width ?? meta.width ?? 0;
+    const h = meta.autoOrient?.height ?? meta.height ?? 0;
+    // Decode once at a working size, then cut crops of random scale from it.
+    const work = Math.min(1024 / Math.min(w, h), 1);
+    const base = sharp(src).rotate().resize(Math.round(w * work), Math.round(h * work)).removeAlpha().flatten({ background: '#ffffff' });
+    const { data, info } = await base.raw().toBuffer({ resolveWithObject: true });
+    const nCrops = split === 'test' ? Math.max(8, Math.floor(args.crops / 3)) : args.crops;
+    const stem = path.basename(src, path.extname(src)).replace(/[^A-Za-z0-9_-]/g, '_');
+    for (let c = 0; c < nCrops; c++) {
+      const side = Math.round(Math.min(info.width, info.height) * (0.25 + 0.75 * rng.next()));
+      const left = rng.int(info.width - side + 1);
+      const top = rng.int(info.height - side + 1);
+      await sharp(data, { raw: { width: info.width, height: info.height, channels: info.channels as 3 } })
+        .extract({ left, top, width: side, height: side })
+        .resize(args.size, args.size)
+        .png()
+        .toFile(path.join(dir, `${stem}-${String(c).padStart(3, '0')}.png`));
+    }
+    if (split === 'test') nTest += nCrops;
+    else nTrain += nCrops;
+  }
+  process.stdout.write(`photos: ${nTrain} train crops, ${nTest} test crops from ${sources.length} images -> ${path.join(args.out, 'photos')}\n`);
+}
+
+async function fashionMnist(args: Args): Promise<void> {
+  const root = '/usr/share/datasets/fashion-mnist';
+  if (!existsSync(root)) missing('dataset-fashion-mnist', root);
+  for (const [split, prefix] of [['train', 'train'], ['test', 't10k']] as const) {
+    const images = parseIdx(gunzipSync(await fsp.readFile(path.join(root, `${prefix}-images-idx3-ubyte.gz`))), `${prefix}-images`);
+    const labels = parseIdx(gunzipSync(await fsp.readFile(path.join(root, `${prefix}-labels-idx1-ubyte.gz`))), `${prefix}-labels`);
+    const [n, h, w] = images.shape;
+    const dir = path.join(args.out, 'fashion-mnist', split);
+    await fsp.mkdir(dir, { recursive: true });
+    const lines: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const name = String(i).padStart(5, '0');
+      const label = FASHION_CLASSES[labels.data[i]];
+      await sharp(Buffer.from(images.data.subarray(i * h * w, (i + 1) * h * w)), { raw: { width: w, height: h, channels: 1 } })
+        .png()
+        .toFile(path.join(dir, `${name}.png`));
+      await fsp.writeFile(path.join(dir, `${name}.txt`), label + '\n');
+      lines.push(JSON.stringify({ file: `${name}.png`, label, class: labels.data[i] }));
+    }
+    await fsp.writeFile(path.join(dir, 'labels.jsonl'), lines.join('\n') + '\n');
+    process.stdout.write(`fashion-mnist ${split}: ${n} images -> ${dir}\n`);
+  }
+}
+
+async function stamps(args: Args): Promise<void> {
+  const root = '/usr/share/tuxpaint/stamps';
+  const pngs = await listFiles(root, ['.png']);
+  if (pngs.length === 0) missing('tuxpaint-stamps-default', root);
+  let n = 0;
+  for (const png of pngs) {
+    const txt = png.replace(/\.png$/i, '.txt');
+    if (!existsSync(txt)) continue;
+    const caption = (await fsp.readFile(txt, 'utf8')).split('\n')[0].trim();
+    if (!caption) continue;
+    const rel = path.relative(root, png);
+    const dest = path.join(args.out, 'stamps', rel);
+    await fsp.mkdir(path.dirname(dest), { recursive: true });
+    await fsp.copyFile(png, dest);
+    await fsp.writeFile(dest.replace(/\.png$/i, '.txt'), caption + '\n');
+    n++;
+  }
+  process.stdout.write(`stamps: ${n} captioned images -> ${path.join(args.out, 'stamps')}\n`);
+}
+
+async function run(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const steps: Record<string, (a: Args) => Promise<void>> = { photos, 'fashion-mnist': fashionMnist, stamps };
+  for (const name of args.only) {
+    const step = steps[name];
+    if (!step) throw new Error(`Unknown dataset ${JSON.stringify(name)}; known: ${Object.keys(steps).join(', ')}`);
+    await step(args);
+  }
+}
+
+run().catch((err: Error) => {
+  process.stderr.write(`data: ${err.message}\n`);
+  process.exitCode = 1;
+});
