@@ -1,0 +1,549 @@
+/**
+ * Image input for vtok, on sharp (libvips): one image or a batch of images
+ * becomes RGB float32 pixels in [-1, 1], laid out HWC (one image) or NHWC
+ * (a batch), the layout TensorFlow.js uses.
+ *
+ * Formats: JPEG, PNG (8 and 16 bit, palette, alpha), WebP, TIFF, GIF and
+ * AVIF/HEIF (first frame), in grey, RGB or CMYK. The EXIF orientation is
+ * applied, an alpha channel is composited on `background`, the colour space
+ * is converted to sRGB (embedded ICC profiles are honoured; CMYK without a
+ * profile goes through libvips's built-in CMYK profile).
+ *
+ * The mapping to [-1, 1] is exact and documented, so that pixels can be
+ * written back bit for bit (see toUint8 in image-write.ts):
+ *   8-bit images:  x = v / 127.5 - 1     (0 -> -1, 128 -> 0.0039..., 255 -> 1)
+ *   16-bit images: x = v / 32767.5 - 1   (0 -> -1, 65535 -> 1)
+ * 16-bit images keep their 16 bits all the way (decode, composite, resize).
+ *
+ * Bad input never yields garbage pixels: it throws a VtokError whose message
+ * names the file and the reason, with code FILE_NOT_FOUND, IO, IMAGE_DECODE
+ * (empty, not an image, truncated or corrupt, unsupported format) or
+ * IMAGE_TOO_LARGE (more pixels than `maxPixels`, checked from the header
+ * before any pixel is decoded, so a decompression bomb costs nothing).
+ */
+
+import { promises as fsp } from 'node:fs';
+import sharp from 'sharp';
+import type { Metadata, OutputInfo } from 'sharp';
+import { VtokError, checkInt, checkOneOf, invalidOption, resolveOptions } from '../core/errors';
+
+import { parseColour, type Colour } from './image-colour';
+
+export { parseColour } from './image-colour';
+export type { Colour } from './image-colour';
+export { toUint8, encodePng, writePng, renderImageGrid, writeImageGrid } from './image-write';
+export type { PixelRange, PngWriteOptions, GridImage, ImageGridOptions, RenderedGrid } from './image-write';
+
+/** A file path, or the bytes of an encoded image file. */
+export type ImageInput = string | Uint8Array;
+
+/** A square side, or a width and height, in pixels. */
+export type ImageSize = number | { width: number; height: number };
+
+/** How an image is brought to the target size. */
+export type ImageFit = 'crop' | 'pad';
+
+/** Resampling kernels offered by sharp for resizing. */
+export type ResizeKernel = 'nearest' | 'linear' | 'cubic' | 'mitchell' | 'lanczos2' | 'lanczos3';
+
+/** How strict decoding is about damaged pixel data (sharp's `failOn`), least strict first. */
+export type FailOn = 'none' | 'truncated' | 'error' | 'warning';
+
+export interface ImageReadOptions {
+  /**
+   * Target size: a number for a square, or `{ width, height }`. Default
+   * undefined: keep the image's own size (after EXIF orientation).
+   */
+  size: ImageSize | undefined;
+  /**
+   * How to reach `size` when the aspect ratio differs. Default 'crop'.
+   * - 'crop': scale so the image covers the target, cut the overflow evenly
+   *   from both sides (centre crop; sharp's `fit: 'cover'`).
+   * - 'pad': scale so the whole image fits, fill the rest evenly on both
+   *   sides with `background` (letterbox; sharp's `fit: 'contain'`).
+   */
+  fit: ImageFit;
+  /** Colour under transparent pixels and around a padded image. Default white, '#ffffff'. */
+  background: Colour;
+  /** Resampling kernel. Default 'lanczos3' (sharp's default; the choice barely changes speed). */
+  kernel: ResizeKernel;
+  /**
+   * Largest number of pixels (width x height, as the file's header declares)
+   * that will be decoded. Default 268402689 (0x3FFF x 0x3FFF, sharp's own
+   * default): a 16383 x 16383 image already needs 800 MB as RGB bytes.
+   */
+  maxPixels: number;
+  /**
+   * When damaged pixel data is an error (sharp's `failOn`). Default 'warning',
+   * sharp's recommendation for untrusted input: truncated files always fail.
+   */
+  failOn: FailOn;
+  /** Name used for a Buffer input in metadata and error messages. Default `<buffer of N bytes>`. */
+  name: string | undefined;
+}
+
+/** The default pixel limit: sharp's, 0x3FFF x 0x3FFF. */
+export const DEFAULT_MAX_PIXELS = 0x3fff * 0x3fff;
+
+/** Formats readImage accepts (names as sharp reports them; `heif` covers AVIF). */
+export const IMAGE_FORMATS = ['jpeg', 'png', 'webp', 'tiff', 'gif', 'heif'] as const;
+
+const READ_DEFAULTS: ImageReadOptions = {
+  size: undefined,
+  fit: 'crop',
+  background: '#ffffff',
+  kernel: 'lanczos3',
+  maxPixels: DEFAULT_MAX_PIXELS,
+  failOn: 'warning',
+  name: undefined,
+};
+
+const FITS: readonly ImageFit[] = ['crop', 'pad'];
+const KERNELS: readonly ResizeKernel[] = ['nearest', 'linear', 'cubic', 'mitchell', 'lanczos2', 'lanczos3'];
+const FAIL_ON: readonly FailOn[] = ['none', 'truncated', 'error', 'warning'];
+/** Largest side accepted for `size` (libvips's own limit on image dimensions is 10,000,000). */
+const MAX_SIDE = 65535;
+
+/** What is known about a decoded image besides its pixels. */
+export interface ImageInfo {
+  /** Width and height of the returned pixels. */
+  width: number;
+  height: number;
+  /** Width and height of the image as displayed (EXIF orientation applied), before any resize. */
+  originalWidth: number;
+  originalHeight: number;
+  channels: 3;
+  /** The path, or the name of a Buffer input. */
+  source: string;
+  /** The decoder sharp used: 'jpeg', 'png', 'webp', 'tiff', 'gif' or 'heif' (AVIF). */
+  format: string;
+  /** 16 for 16-bit sources (mapped with v / 32767.5 - 1), else 8 (v / 127.5 - 1). */
+  bitDepth: 8 | 16;
+}
+
+export interface DecodedImage extends ImageInfo {
+  /** RGB pixels in [-1, 1]. */
+  data: Float32Array; // [H, W, 3]
+}
+
+/** Options resolved and checked, with the size and colour in the form sharp takes. */
+interface ResolvedRead {
+  target: { width: number; height: number } | undefined;
+  fit: ImageFit;
+  background: { r: number; g: number; b: number };
+  kernel: ResizeKernel;
+  maxPixels: number;
+  failOn: FailOn;
+}
+
+/** 8-bit value -> [-1, 1]; a table so that every conversion is the same float. */
+const FROM_UINT8 = new Float32Array(256);
+for (let v = 0; v < 256; v++) FROM_UINT8[v] = v / 127.5 - 1;
+
+/**
+ * Reads one image file (or encoded bytes) into RGB float32 pixels in [-1, 1].
+ *
+ * Example:
+ *   const img = await readImage('cat.jpg', { size: 256 });  // centre crop to 256 x 256
+ *   img.data.length === 256 * 256 * 3; img.originalWidth === 4032
+ */
+export async function readImage(input: ImageInput, options?: Partial<ImageReadOptions>): Promise<DecodedImage> {
+  const opts = resolveOptions('readImage', READ_DEFAULTS, options);
+  const resolved = checkReadOptions(opts);
+  if (opts.name !== undefined && typeof opts.name !== 'string') throw invalidOption('name', 'a string', opts.name);
+  checkInput('input', input);
+  const source = typeof input === 'string' ? input : (opts.name ?? `<buffer of ${input.length} bytes>`);
+  const pixels = await decodePixels(input, source, resolved);
+  const data = new Float32Array(pixels.info.width * pixels.info.height * 3); // [H, W, 3]
+  writeFloats(pixels, data, 0);
+  return { ...pixels.info, data };
+}
+
+export interface ImageBatchOptions extends Omit<ImageReadOptions, 'name'> {
+  /**
+   * What a bad input does. Default 'throw': the batch fails with the bad
+   * input's error (the one earliest in input order, when several fail).
+   * 'skip': the bad input is listed in `errors` and left out of `data`.
+   */
+  onError: 'throw' | 'skip';
+  /**
+   * Images decoded at the same time. Default 2: with sharp's thread pool at
+   * one thread per image on a 2-core machine, two images in flight keep both
+   * cores busy; more only adds memory (see the measurements in ENGINE.md).
+   */
+  concurrency: number;
+  /** Called after each input is done (decoded or failed). Default none. */
+  onProgress: ((done: number, total: number) => void) | undefined;
+}
+
+/** One input that could not be read, in a batch read with `onError: 'skip'`. */
+export interface ImageBatchError {
+  /** Position of the input in the list given. */
+  index: number;
+  /** The path, or `<buffer #i of N bytes>`. */
+  input: string;
+  code: VtokError['code'];
+  message: string;
+}
+
+export interface ImageBatchItem extends ImageInfo {
+  /** Position of the input in the list given. */
+  index: number;
+}
+
+export interface ImageBatch {
+  /** The good images, in input order. */
+  data: Float32Array; // [B, H, W, 3]
+  shape: [number, number, number, 3];
+  /** Metadata of each image in `data`, in the same order. */
+  items: ImageBatchItem[];
+  /** The inputs that failed (only with `onError: 'skip'`), in input order. */
+  errors: ImageBatchError[];
+}
+
+const BATCH_DEFAULTS: ImageBatchOptions = {
+  size: undefined,
+  fit: 'crop',
+  background: '#ffffff',
+  kernel: 'lanczos3',
+  maxPixels: DEFAULT_MAX_PIXELS,
+  failOn: 'warning',
+  onError: 'throw',
+  concurrency: 2,
+  onProgress: undefined,
+};
+
+/**
+ * Reads many images into one NHWC float32 batch, a few at a time.
+ *
+ * With `size`, every image is brought to that size. Without it, all images
+ * must already share one size (the first good one in input order sets it);
+ * an image of another size is an INVALID_INPUT error for that input.
+ *
+ * Example:
+ *   const { data, shape, errors } = await readImageBatch(paths, { size: 256, onError: 'skip' });
+ *   // shape = [paths.length - errors.length, 256, 256, 3]
+ */
+export async function readImageBatch(inputs: readonly ImageInput[], options?: Partial<ImageBatchOptions>): Promise<ImageBatch> {
+  const opts = resolveOptions('readImageBatch', BATCH_DEFAULTS, options);
+  const resolved = checkReadOptions(opts);
+  const onError = checkOneOf('onError', opts.onError, ['throw', 'skip'] as const);
+  const concurrency = checkInt('concurrency', opts.concurrency, 1, 64);
+  if (opts.onProgress !== undefined && typeof opts.onProgress !== 'function') {
+    throw invalidOption('onProgress', 'a function', opts.onProgress);
+  }
+  if (!Array.isArray(inputs)) throw invalidOption('inputs', 'an array of paths or Buffers', inputs);
+  inputs.forEach((input, i) => checkInput(`inputs[${i}]`, input));
+
+  const n = inputs.length;
+  const sourceOf = (i: number): string => {
+    const input = inputs[i];
+    return typeof input === 'string' ? input : `<buffer #${i} of ${input.length} bytes>`;
+  };
+  const target = resolved.target;
+  const perImage = target ? target.width * target.height * 3 : 0;
+  // With a target size every image goes straight into its slot; without one,
+  // each image is kept on its own until the batch size is known.
+  const slots = target ? new Float32Array(n * perImage) : undefined; // [n, H, W, 3]
+  const loose: (Float32Array | undefined)[] = new Array(n).fill(undefined);
+  const infos: (ImageInfo | undefined)[] = new Array(n).fill(undefined);
+  const failures = new Map<number, VtokError>();
+
+  let next = 0;
+  let done = 0;
+  let stop = false;
+  const worker = async (): Promise<void> => {
+    while (!stop) {
+      const i = next++;
+      if (i >= n) return;
+      try {
+        const pixels = await decodePixels(inputs[i], sourceOf(i), resolved);
+        if (slots) {
+          writeFloats(pixels, slots, i * perImage);
+        } else {
+          const own = new Float32Array(pixels.info.width * pixels.info.height * 3); // [H, W, 3]
+          writeFloats(pixels, own, 0);
+          loose[i] = own;
+        }
+        infos[i] = pixels.info;
+      } catch (err) {
+        failures.set(i, asVtokError(err, sourceOf(i)));
+        if (onError === 'throw') stop = true;
+      }
+      done++;
+      if (opts.onProgress) opts.onProgress(done, n);
+    }
+  };
+  const settled = await Promise.allSettled(Array.from({ length: Math.min(concurrency, n) }, worker));
+  for (const s of settled) if (s.status === 'rejected') throw s.reason; // only a throwing onProgress gets here
+
+  // Without a target size, the first good image sets the size of the batch.
+  let height = target?.height ?? 0;
+  let width = target?.width ?? 0;
+  if (!target) {
+    const first = infos.findIndex((info) => info !== undefined);
+    if (first >= 0) {
+      height = (infos[first] as ImageInfo).height;
+      width = (infos[first] as ImageInfo).width;
+    }
+    for (let i = 0; i < n; i++) {
+      const info = infos[i];
+      if (info && (info.width !== width || info.height !== height)) {
+        failures.set(
+          i,
+          new VtokError(
+            'INVALID_INPUT',
+            `Could not add ${info.source} to the batch: it is ${info.width} x ${info.height} but the batch is ${width} x ${height} (set size to resize every image)`,
+            { subject: info.source },
+          ),
+        );
+        infos[i] = undefined;
+        loose[i] = undefined;
+      }
+    }
+  }
+
+  const failed = [...failures.keys()].sort((a, b) => a - b);
+  if (onError === 'throw' && failed.length > 0) throw failures.get(failed[0]);
+
+  const good: number[] = [];
+  for (let i = 0; i < n; i++) if (infos[i]) good.push(i);
+  const size = height * width * 3;
+  let data: Float32Array; // [B, H, W, 3]
+  if (slots) {
+    if (good.length === n) {
+      data = slots;
+    } else {
+      good.forEach((i, k) => {
+        if (i !== k) slots.copyWithin(k * size, i * size, (i + 1) * size);
+      });
+      data = slots.slice(0, good.length * size);
+    }
+  } else {
+    data = new Float32Array(good.length * size);
+    good.forEach((i, k) => data.set(loose[i] as Float32Array, k * size));
+  }
+  return {
+    data,
+    shape: [good.length, height, width, 3],
+    items: good.map((i) => ({ ...(infos[i] as ImageInfo), index: i })),
+    errors: failed.map((i) => {
+      const err = failures.get(i) as VtokError;
+      return { index: i, input: sourceOf(i), code: err.code, message: err.message };
+    }),
+  };
+}
+
+function checkReadOptions(opts: Omit<ImageReadOptions, 'name'>): ResolvedRead {
+  let target: ResolvedRead['target'];
+  if (typeof opts.size === 'number') {
+    const side = checkInt('size', opts.size, 1, MAX_SIDE);
+    target = { width: side, height: side };
+  } else if (typeof opts.size === 'object' && opts.size !== null && !Array.isArray(opts.size)) {
+    target = {
+      width: checkInt('size.width', opts.size.width, 1, MAX_SIDE),
+      height: checkInt('size.height', opts.size.height, 1, MAX_SIDE),
+    };
+  } else if (opts.size !== undefined) {
+    throw invalidOption('size', 'a positive integer or {width, height}', opts.size);
+  }
+  return {
+    target,
+    fit: checkOneOf('fit', opts.fit, FITS),
+    background: parseColour('background', opts.background),
+    kernel: checkOneOf('kernel', opts.kernel, KERNELS),
+    maxPixels: checkInt('maxPixels', opts.maxPixels, 1),
+    failOn: checkOneOf('failOn', opts.failOn, FAIL_ON),
+  };
+}
+
+function checkInput(name: string, input: unknown): void {
+  if (typeof input !== 'string' && !(input instanceof Uint8Array)) {
+    throw invalidOption(name, 'a file path or a Buffer of encoded image bytes', input);
+  }
+}
+
+/** Decoded 8- or 16-bit RGB samples with their metadata. */
+interface RawPixels {
+  /** Metadata; width and height are those of the output (the target size, if any). */
+  info: ImageInfo;
+  samples: Uint8Array | Uint16Array; // [h, w, channels]
+  /** 3 (RGB) or 4 (RGBA: alpha still to composite). */
+  channels: number;
+  /** Size of the decoded image: smaller than the output when padding. */
+  innerWidth: number;
+  innerHeight: number;
+  /** Background colour, 8-bit sRGB. */
+  background: number[];
+}
+
+/** Reads, checks and decodes one input to 8- or 16-bit sRGB samples. */
+async function decodePixels(input: ImageInput, source: string, opts: ResolvedRead): Promise<RawPixels> {
+  const bytes = typeof input === 'string' ? await readFileBytes(input) : input;
+  if (bytes.length === 0) {
+    throw new VtokError('IMAGE_DECODE', `Could not decode ${source}: the file is empty (0 bytes)`, { subject: source });
+  }
+
+  // The header first: format, size and bit depth, before any pixel is decoded.
+  // The pixel limit is checked here (not by sharp) so that the message can say
+  // how many pixels the image declares.
+  let meta: Metadata;
+  try {
+    meta = await sharp(bytes, { limitInputPixels: false, failOn: opts.failOn }).metadata();
+  } catch (err) {
+    throw decodeError(source, bytes, err);
+  }
+  if (!(IMAGE_FORMATS as readonly string[]).includes(meta.format)) {
+    throw new VtokError(
+      'IMAGE_DECODE',
+      `Could not decode ${source}: ${meta.format} images are not supported (supported: jpeg, png, webp, tiff, gif, avif/heif)`,
+      { subject: source },
+    );
+  }
+  const declared = meta.width * meta.height;
+  if (declared > opts.maxPixels) throw tooLarge(source, meta.width, meta.height, opts.maxPixels);
+
+  // sharp orients, resizes and converts to sRGB; compositing alpha and padding
+  // are done here, in float, while converting to [-1, 1]: sharp scales a
+  // background colour by 256 (not 257) for 16-bit images, and this way both
+  // depths composite exactly, with no intermediate rounding to 8 bits.
+  const is16 = meta.depth === 'ushort';
+  const upright = meta.autoOrient ?? { width: meta.width, height: meta.height };
+  let pipeline = sharp(bytes, { limitInputPixels: opts.maxPixels, failOn: opts.failOn, autoOrient: true });
+  if (opts.target) {
+    pipeline = pipeline.resize({
+      width: opts.target.width,
+      height: opts.target.height,
+      fit: opts.fit === 'crop' ? 'cover' : 'inside',
+      position: 'centre',
+      kernel: opts.kernel,
+    });
+  }
+  pipeline = is16 ? pipeline.toColourspace('rgb16').raw({ depth: 'ushort' }) : pipeline.toColourspace('srgb').raw();
+
+  let out: { data: Buffer; info: OutputInfo };
+  try {
+    out = await pipeline.toBuffer({ resolveWithObject: true });
+  } catch (err) {
+    throw decodeError(source, bytes, err);
+  }
+  const { width, height, channels } = out.info;
+  if ((channels !== 3 && channels !== 4) || out.data.length !== width * height * channels * (is16 ? 2 : 1)) {
+    throw new VtokError(
+      'IMAGE_DECODE',
+      `Could not decode ${source}: expected RGB or RGBA samples after conversion to sRGB but sharp returned ${width} x ${height} x ${channels} (${out.data.length} bytes)`,
+      { subject: source },
+    );
+  }
+  const samples = is16
+    ? new Uint16Array(out.data.buffer, out.data.byteOffset, out.data.length / 2)
+    : new Uint8Array(out.data.buffer, out.data.byteOffset, out.data.length);
+  return {
+    info: {
+      width: opts.target?.width ?? width,
+      height: opts.target?.height ?? height,
+      originalWidth: upright.width,
+      originalHeight: upright.height,
+      channels: 3,
+      source,
+      format: meta.format,
+      bitDepth: is16 ? 16 : 8,
+    },
+    samples,
+    channels,
+    innerWidth: width,
+    innerHeight: height,
+    background: [opts.background.r, opts.background.g, opts.background.b],
+  };
+}
+
+/**
+ * Converts decoded samples to [-1, 1] floats at `offset` in `out` ([H, W, 3]
+ * with H, W from `pixels.info`): composites alpha over the background
+ * (x = (c * a + bg * (1 - a)) / max, in float) and centres the decoded image,
+ * filling the rest with the background (left = floor((W - w) / 2), likewise top).
+ */
+function writeFloats(pixels: RawPixels, out: Float32Array, offset: number): void {
+  const { samples: s, channels: ch, innerWidth: w, innerHeight: h } = pixels;
+  const { width: W, height: H } = pixels.info;
+  const max = s instanceof Uint16Array ? 65535 : 255;
+  const half = max / 2; // 32767.5 or 127.5
+  // The background in sample units of this depth (16-bit white is 65535 = 255 * 257).
+  const bg = pixels.background.map((v) => (v * max) / 255);
+  const bgFloat = bg.map((v) => v / half - 1);
+  if (w !== W || h !== H) {
+    for (let p = 0; p < W * H; p++) {
+      out[offset + p * 3] = bgFloat[0];
+      out[offset + p * 3 + 1] = bgFloat[1];
+      out[offset + p * 3 + 2] = bgFloat[2];
+    }
+  }
+  const left = Math.floor((W - w) / 2);
+  const top = Math.floor((H - h) / 2);
+  for (let y = 0; y < h; y++) {
+    let o = offset + ((top + y) * W + left) * 3;
+    let i = y * w * ch;
+    if (ch === 3 && max === 255) {
+      for (let k = 0; k < w * 3; k++) out[o++] = FROM_UINT8[s[i++]];
+    } else if (ch === 3) {
+      for (let k = 0; k < w * 3; k++) out[o++] = s[i++] / half - 1;
+    } else {
+      for (let x = 0; x < w; x++, i += 4) {
+        const a = s[i + 3] / max;
+        for (let c = 0; c < 3; c++) out[o++] = (s[i + c] * a + bg[c] * (1 - a)) / half - 1;
+      }
+    }
+  }
+}
+
+async function readFileBytes(path: string): Promise<Buffer> {
+  try {
+    return await fsp.readFile(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') {
+      throw new VtokError('FILE_NOT_FOUND', `Could not read ${path}: no such file`, { subject: path, cause: err });
+    }
+    if (code === 'EISDIR') {
+      throw new VtokError('IO', `Could not read ${path}: it is a directory, not an image file`, { subject: path, cause: err });
+    }
+    if (code === 'EACCES' || code === 'EPERM') {
+      throw new VtokError('IO', `Could not read ${path}: permission denied`, { subject: path, cause: err });
+    }
+    throw new VtokError('IO', `Could not read ${path}: ${(err as Error).message}`, { subject: path, cause: err });
+  }
+}
+
+function tooLarge(source: string, width: number, height: number, limit: number): VtokError {
+  return new VtokError(
+    'IMAGE_TOO_LARGE',
+    `Could not decode ${source}: it declares ${width} x ${height} = ${width * height} pixels, more than the limit of ${limit} pixels (option maxPixels)`,
+    { subject: source },
+  );
+}
+
+/** Turns a sharp failure into a VtokError that says what is wrong with the file. */
+function decodeError(source: string, bytes: Uint8Array, err: unknown): VtokError {
+  const detail = (err instanceof Error ? err.message : String(err)).trim().replace(/\s+/g, ' ');
+  let reason: string;
+  if (/unsupported image format/i.test(detail)) {
+    const head = [...bytes.subarray(0, 8)].map((b) => b.toString(16).padStart(2, '0')).join(' ');
+    reason = `not an image in a supported format (the file starts with bytes ${head})`;
+  } else if (/exceeds pixel limit/i.test(detail)) {
+    reason = `more pixels than the limit (${detail})`;
+    return new VtokError('IMAGE_TOO_LARGE', `Could not decode ${source}: ${reason}`, { subject: source, cause: err });
+  } else if (/premature end|end of (stream|file|data)|truncat|read error|unexpected end|corrupt|not enough data|out of data|EOF/i.test(detail)) {
+    reason = `the image data is truncated or corrupt (${detail})`;
+  } else {
+    reason = detail;
+  }
+  return new VtokError('IMAGE_DECODE', `Could not decode ${source}: ${reason}`, { subject: source, cause: err });
+}
+
+function asVtokError(err: unknown, source: string): VtokError {
+  if (err instanceof VtokError) return err;
+  return new VtokError('IMAGE_DECODE', `Could not decode ${source}: ${(err as Error)?.message ?? String(err)}`, {
+    subject: source,
+    cause: err,
+  });
+}
