@@ -65,7 +65,9 @@ export async function encodePng(data: PixelData, options: Partial<PngWriteOption
   checkPixelData('data', data, width, height, channels);
   const range = opts.range ?? (data instanceof Uint8Array ? '[0,255]' : '[-1,1]');
   const bytes = toUint8(data, range);
-  return sharp(bytes, { raw: { width, height, channels }, limitInputPixels: false }).png().toBuffer();
+  const image = sharp(bytes, { raw: { width, height, channels }, limitInputPixels: false });
+  // Without 'b-w', sharp would write one- and two-channel data as RGB(A).
+  return (channels <= 2 ? image.toColourspace('b-w') : image).png().toBuffer();
 }
 
 /**
