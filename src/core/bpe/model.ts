@@ -1,0 +1,480 @@
+/**
+ * A trained visual BPE model: the merge rules, the token shapes they define,
+ * and the encoder and decoder.
+ *
+ * encode(grid, h, w) applies the merges in learned order: merge r joins every
+ * instance of its left token a at anchor p with an instance of its right
+ * token b at anchor p + (dy, dx), greedily in raster order of p (so a chain
+ * a a a at that offset becomes (aa) a, as in text BPE), and emits the tokens
+ * in raster order of their anchors. decode(ids, h, w) needs only the ids: the
+ * first uncovered cell is always the next anchor, because every shape starts
+ * at its anchor and never reaches before it.
+ *
+ * Mode '1d' is plain BPE on the raster-order sequence: the grid is read as one
+ * row of h*w codes and merges are horizontal only.
+ */
+import { VtokError, describeValue } from '../errors';
+import { PairIndex } from './pairindex';
+import { ShapeTable, ShapeCell, packOffset } from './shapes';
+
+export type BpeMode = '2d' | '1d';
+export type BpeDirections = 'horizontal' | 'vertical' | 'both';
+export type BpePriority = 'frequency' | 'spatial';
+
+export const BPE_FORMAT = 'vtok-bpe';
+const OFF_RIGHT = packOffset(0, 1);
+const OFF_DOWN = packOffset(1, 0);
+export const BPE_VERSION = 1;
+
+/** Settings a model was trained with; the encoder needs mode and directions. */
+export interface BpeSettings {
+  mode: BpeMode;
+  baseVocab: number;
+  directions: BpeDirections;
+  maxShapeCells: number;
+  maxExtent: number;
+  priority: BpePriority;
+  minFrequency: number;
+}
+
+/** Merge rules as parallel typed arrays; rule r makes id[r] from left[r] and right[r] at (dy[r], dx[r]). */
+export interface BpeMerges {
+  left: Int32Array;
+  right: Int32Array;
+  dy: Int32Array;
+  dx: Int32Array;
+  id: Int32Array;
+  /** How many merges the rule made in the training corpus when it was chosen. */
+  count: Int32Array;
+}
+
+/** The plain-object form of a model (typed arrays inside), embedded in the tokenizer bundle as `bundle.bpe`. */
+export interface BpeModelData extends BpeSettings {
+  format: typeof BPE_FORMAT;
+  version: typeof BPE_VERSION;
+  vocabSize: number;
+  merges: BpeMerges;
+}
+
+/** One merge rule, for people (inspect, tests). */
+export interface BpeMergeRule {
+  left: number;
+  right: number;
+  dy: number;
+  dx: number;
+  id: number;
+  count: number;
+}
+
+export class BpeModel {
+  readonly settings: Readonly<BpeSettings>;
+  readonly merges: Readonly<BpeMerges>;
+  readonly shapes: ShapeTable;
+  /** (left, right, packed offset) -> first rule index with that key. */
+  private readonly rules: PairIndex;
+  private readonly firstRank: Int32Array;
+  /** Next rule index with the same key as rule r, or -1 (a key recurs only when a shape is remade). */
+  private readonly nextSameKey: Int32Array;
+  private readonly horizontal: boolean;
+  private readonly vertical: boolean;
+  // Encoder work buffers, reused across calls.
+  private tok = new Int32Array(0);
+  private owner = new Int32Array(0);
+  private mark = new Int32Array(0);
+  private stamp = 0;
+  private heap = new Float64Array(0);
+  private nb = new Int32Array(0);
+
+  /** Builds a model from merge rules; checks every rule (ids, offsets, overlaps). */
+  constructor(settings: BpeSettings, merges: BpeMerges) {
+    this.settings = Object.freeze({ ...settings });
+    this.merges = merges;
+    const n = merges.left.length;
+    for (const name of ['right', 'dy', 'dx', 'id', 'count'] as const) {
+      if (merges[name].length !== n) throw invalidModel(`merges.${name} has length ${merges[name].length}, expected ${n}`);
+    }
+    const shapes = new ShapeTable(settings.baseVocab);
+    this.rules = new PairIndex(Math.max(16, n));
+    this.firstRank = new Int32Array(Math.max(16, n * 2)).fill(-1);
+    this.nextSameKey = new Int32Array(n).fill(-1);
+    const lastRank: number[] = [];
+    for (let r = 0; r < n; r++) {
+      const a = merges.left[r];
+      const b = merges.right[r];
+      const dy = merges.dy[r];
+      const dx = merges.dx[r];
+      if (!(a >= 0 && a < shapes.size && b >= 0 && b < shapes.size)) {
+        throw invalidModel(`merge ${r} joins ids ${a} and ${b} but only ids 0..${shapes.size - 1} exist at that point`);
+      }
+      if (!(dy >= 0 && dy < 32768 && Math.abs(dx) < 32768)) throw invalidModel(`merge ${r} has offset (${dy}, ${dx}) out of range`);
+      let id: number;
+      try {
+        id = shapes.add(a, b, dy, dx);
+      } catch (e) {
+        throw invalidModel(`merge ${r}: ${(e as Error).message}`);
+      }
+      if (id !== merges.id[r]) throw invalidModel(`merge ${r} makes id ${id} but records id ${merges.id[r]}`);
+      const before = this.rules.size;
+      const k = this.rules.intern(a, b, packOffset(dy, dx));
+      if (this.rules.size > before) {
+        this.firstRank[k] = r;
+      } else {
+        this.nextSameKey[lastRank[k]] = r;
+      }
+      lastRank[k] = r;
+    }
+    if (settings.mode === '1d' && settings.directions !== 'horizontal') throw invalidModel(`mode "1d" needs directions "horizontal"`);
+    this.shapes = shapes;
+    this.horizontal = settings.directions !== 'vertical';
+    this.vertical = settings.directions !== 'horizontal';
+  }
+
+  /** Base codes plus distinct merged shapes. */
+  get vocabSize(): number {
+    return this.shapes.size;
+  }
+
+  get baseVocab(): number {
+    return this.settings.baseVocab;
+  }
+
+  /** The cells of token id t (raster order, relative to its anchor). */
+  shape(t: number): ShapeCell[] {
+    this.checkId(t, 'shape');
+    return this.shapes.cells(t);
+  }
+
+  /** Rule r as an object. */
+  rule(r: number): BpeMergeRule {
+    const m = this.merges;
+    return { left: m.left[r], right: m.right[r], dy: m.dy[r], dx: m.dx[r], id: m.id[r], count: m.count[r] };
+  }
+
+  get numMerges(): number {
+    return this.merges.left.length;
+  }
+
+  /**
+   * Encodes an h x w grid of base codes (row-major) into token ids in raster
+   * order of their anchors.
+   *
+   * Example (K = 3, one merge (1, 1, dy 0, dx 1) -> 3, mode '2d'):
+   *   encode([1, 1, 1,
+   *           2, 1, 1], 2, 3) -> [3, 1, 2, 3]
+   *   (row 0: the chain 1 1 1 becomes (11) 1 greedily from the left)
+   */
+  encode(grid: ArrayLike<number>, h: number, w: number): Int32Array {
+    checkGridSize(grid, h, w, 'encode');
+    const K = this.settings.baseVocab;
+    let H = h;
+    let W = w;
+    if (this.settings.mode === '1d') {
+      H = 1;
+      W = h * w;
+    }
+    const n = H * W;
+    if (this.tok.length < n) {
+      this.tok = new Int32Array(n);
+      this.owner = new Int32Array(n);
+      this.mark = new Int32Array(n);
+      this.stamp = 0;
+    }
+    const { tok, owner, mark } = this;
+    for (let p = 0; p < n; p++) {
+      const c = grid[p];
+      if (!(c >= 0 && c < K && Number.isInteger(c))) {
+        throw new VtokError('BPE', `Code ${describeValue(c)} at cell ${p} (row ${Math.floor(p / w)}, column ${p % w}) is not a base code 0..${K - 1}`);
+      }
+      tok[p] = c;
+      owner[p] = p;
+    }
+    // Min-heap of rank * n + anchor: pops rules in learned order, and within a rule, anchors in raster order.
+    let heap = this.heap;
+    let hn = 0;
+    const push = (v: number): void => {
+      if (hn >= heap.length) {
+        const bigger = new Float64Array(Math.max(64, heap.length * 2));
+        bigger.set(heap);
+        heap = bigger;
+        this.heap = heap;
+      }
+      let i = hn++;
+      while (i > 0) {
+        const parent = (i - 1) >> 1;
+        if (heap[parent] <= v) break;
+        heap[i] = heap[parent];
+        i = parent;
+      }
+      heap[i] = v;
+    };
+    const rules = this.rules;
+    const firstRank = this.firstRank;
+    const nextSame = this.nextSameKey;
+    const horizontal = this.horizontal;
+    const vertical = this.vertical;
+    // Initial pairs of single cells.
+    for (let y = 0; y < H; y++) {
+      for (let x = 0; x < W; x++) {
+        const p = y * W + x;
+        if (horizontal && x + 1 < W) {
+          const k = rules.find(tok[p], tok[p + 1], OFF_RIGHT);
+          if (k >= 0) push(firstRank[k] * n + p);
+        }
+        if (vertical && y + 1 < H) {
+          const k = rules.find(tok[p], tok[p + W], OFF_DOWN);
+          if (k >= 0) push(firstRank[k] * n + p);
+        }
+      }
+    }
+    const { left, right, dy: mdy, dx: mdx, id: mid } = this.merges;
+    const { start, len, cellDy, cellDx } = this.shapes;
+    const maxNb = 4 * (this.settings.maxShapeCells + 1);
+    if (this.nb.length < maxNb) this.nb = new Int32Array(maxNb);
+    const nb = this.nb;
+    while (hn > 0) {
+      // pop min
+      const top = heap[0];
+      const last = heap[--hn];
+      if (hn > 0) {
+        let i = 0;
+        for (;;) {
+          let c = 2 * i + 1;
+          if (c >= hn) break;
+          if (c + 1 < hn && heap[c + 1] < heap[c]) c++;
+          if (heap[c] >= last) break;
+          heap[i] = heap[c];
+          i = c;
+        }
+        heap[i] = last;
+      }
+      const r = Math.floor(top / n);
+      const p = top - r * n;
+      const q = p + mdy[r] * W + mdx[r];
+      if (tok[p] !== left[r] || tok[q] !== right[r]) continue;
+      const t = mid[r];
+      // b's cells now belong to p.
+      const b = right[r];
+      for (let i = start[b], e = i + len[b]; i < e; i++) owner[q + cellDy[i] * W + cellDx[i]] = p;
+      tok[p] = t;
+      tok[q] = -1;
+      // Pairs of the new instance with its neighbours, each at the first rule after r with that key.
+      const py = Math.floor(p / W);
+      const px = p - py * W;
+      let nn = 0;
+      const s = ++this.stamp;
+      if (s === 0x7fffffff) {
+        mark.fill(0);
+        this.stamp = 1;
+      }
+      mark[p] = this.stamp;
+      for (let i = start[t], e = i + len[t]; i < e; i++) {
+        const cy = py + cellDy[i];
+        const cx = px + cellDx[i];
+        const cell = cy * W + cx;
+        if (horizontal) {
+          if (cx > 0) {
+            const o = owner[cell - 1];
+            if (mark[o] !== this.stamp) {
+              mark[o] = this.stamp;
+              nb[nn++] = o;
+            }
+          }
+          if (cx + 1 < W) {
+            const o = owner[cell + 1];
+            if (mark[o] !== this.stamp) {
+              mark[o] = this.stamp;
+              nb[nn++] = o;
+            }
+          }
+        }
+        if (vertical) {
+          if (cy > 0) {
+            const o = owner[cell - W];
+            if (mark[o] !== this.stamp) {
+              mark[o] = this.stamp;
+              nb[nn++] = o;
+            }
+          }
+          if (cy + 1 < H) {
+            const o = owner[cell + W];
+            if (mark[o] !== this.stamp) {
+              mark[o] = this.stamp;
+              nb[nn++] = o;
+            }
+          }
+        }
+      }
+      for (let j = 0; j < nn; j++) {
+        const o = nb[j];
+        const e0 = o < p ? o : p;
+        const l0 = o < p ? p : o;
+        const ey = Math.floor(e0 / W);
+        const ly = Math.floor(l0 / W);
+        const k = rules.find(tok[e0], tok[l0], packOffset(ly - ey, l0 - ly * W - (e0 - ey * W)));
+        if (k < 0) continue;
+        let rr = firstRank[k];
+        while (rr >= 0 && rr <= r) rr = nextSame[rr];
+        if (rr >= 0) push(rr * n + e0);
+      }
+    }
+    let count = 0;
+    for (let p = 0; p < n; p++) if (tok[p] >= 0) count++;
+    const out = new Int32Array(count);
+    let j = 0;
+    for (let p = 0; p < n; p++) if (tok[p] >= 0) out[j++] = tok[p];
+    return out;
+  }
+
+  /**
+   * Rebuilds the h x w grid of base codes from token ids alone. Throws
+   * VtokError 'BPE' naming the position and id for an id outside the
+   * vocabulary, a shape that leaves the grid or covers a covered cell, ids
+   * left over once the grid is full, or a sequence that ends before the grid
+   * is covered.
+   */
+  decode(ids: ArrayLike<number>, h: number, w: number): Int32Array {
+    checkDims(h, w, 'decode');
+    let H = h;
+    let W = w;
+    if (this.settings.mode === '1d') {
+      H = 1;
+      W = h * w;
+    }
+    const n = H * W;
+    const out = new Int32Array(n).fill(-1);
+    const { start, len, cellDy, cellDx, cellCode } = this.shapes;
+    const V = this.shapes.size;
+    let cursor = 0;
+    const where = (cell: number): string => (this.settings.mode === '1d' ? `cell ${cell}` : `row ${Math.floor(cell / W)}, column ${cell % W}`);
+    for (let i = 0; i < ids.length; i++) {
+      const t = ids[i];
+      if (!(Number.isInteger(t) && t >= 0 && t < V)) {
+        throw new VtokError('BPE', `Token ${describeValue(t)} at position ${i} is outside the vocabulary 0..${V - 1}`, { subject: String(i) });
+      }
+      while (cursor < n && out[cursor] >= 0) cursor++;
+      if (cursor === n) {
+        throw new VtokError('BPE', `Token ${t} at position ${i} is past the end: the ${h}x${w} grid is already full after ${i} tokens`, { subject: String(i) });
+      }
+      const ay = Math.floor(cursor / W);
+      const ax = cursor - ay * W;
+      for (let c = start[t], e = c + len[t]; c < e; c++) {
+        const y = ay + cellDy[c];
+        const x = ax + cellDx[c];
+        if (y >= H || x < 0 || x >= W) {
+          throw new VtokError(
+            'BPE',
+            `Token ${t} at position ${i} (anchor ${where(cursor)}) reaches outside the ${h}x${w} grid at offset (${cellDy[c]}, ${cellDx[c]})`,
+            { subject: String(i) },
+          );
+        }
+        const cell = y * W + x;
+        if (out[cell] >= 0) {
+          throw new VtokError('BPE', `Token ${t} at position ${i} (anchor ${where(cursor)}) covers ${where(cell)}, which is already covered`, {
+            subject: String(i),
+          });
+        }
+        out[cell] = cellCode[c];
+      }
+    }
+    while (cursor < n && out[cursor] >= 0) cursor++;
+    if (cursor < n) {
+      let missing = 0;
+      for (let c = cursor; c < n; c++) if (out[c] < 0) missing++;
+      throw new VtokError(
+        'BPE',
+        `Token sequence of length ${ids.length} ends before the ${h}x${w} grid is covered: ${missing} cells uncovered, the first at ${where(cursor)}`,
+      );
+    }
+    return out;
+  }
+
+  /** The plain-object form (typed arrays are copied). */
+  toJSON(): BpeModelData {
+    const m = this.merges;
+    return {
+      format: BPE_FORMAT,
+      version: BPE_VERSION,
+      ...this.settings,
+      vocabSize: this.vocabSize,
+      merges: {
+        left: m.left.slice(),
+        right: m.right.slice(),
+        dy: m.dy.slice(),
+        dx: m.dx.slice(),
+        id: m.id.slice(),
+        count: m.count.slice(),
+      },
+    };
+  }
+
+  /** Rebuilds a model from `toJSON()` output (typed arrays or plain number arrays); checks everything. */
+  static fromJSON(data: unknown): BpeModel {
+    if (typeof data !== 'object' || data === null) throw invalidModel(`expected an object but received ${describeValue(data)}`);
+    const d = data as Record<string, unknown>;
+    if (d.format !== BPE_FORMAT) throw invalidModel(`expected format "${BPE_FORMAT}" but received ${describeValue(d.format)}`);
+    if (d.version !== BPE_VERSION) {
+      throw new VtokError('STORE_VERSION', `BPE model version ${describeValue(d.version)} is not supported; this vtok reads version ${BPE_VERSION}`);
+    }
+    const mode = oneOf(d.mode, ['2d', '1d'] as const, 'mode');
+    const directions = oneOf(d.directions, ['horizontal', 'vertical', 'both'] as const, 'directions');
+    const priority = oneOf(d.priority, ['frequency', 'spatial'] as const, 'priority');
+    const int = (name: string, min: number): number => {
+      const v = d[name];
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw invalidModel(`${name} must be an integer >= ${min} but is ${describeValue(v)}`);
+      return v;
+    };
+    const settings: BpeSettings = {
+      mode,
+      directions,
+      priority,
+      baseVocab: int('baseVocab', 1),
+      maxShapeCells: int('maxShapeCells', 2),
+      maxExtent: int('maxExtent', 1),
+      minFrequency: int('minFrequency', 1),
+    };
+    const mm = d.merges as Record<string, unknown> | undefined;
+    if (typeof mm !== 'object' || mm === null) throw invalidModel(`merges must be an object but is ${describeValue(mm)}`);
+    const arr = (name: string): Int32Array => {
+      const v = mm[name];
+      if (!(ArrayBuffer.isView(v) || Array.isArray(v))) throw invalidModel(`merges.${name} must be an array but is ${describeValue(v)}`);
+      const out = Int32Array.from(v as ArrayLike<number>);
+      const src = v as ArrayLike<number>;
+      for (let i = 0; i < out.length; i++) if (out[i] !== src[i]) throw invalidModel(`merges.${name}[${i}] is not an int32: ${describeValue(src[i])}`);
+      return out;
+    };
+    const model = new BpeModel(settings, { left: arr('left'), right: arr('right'), dy: arr('dy'), dx: arr('dx'), id: arr('id'), count: arr('count') });
+    if (d.vocabSize !== model.vocabSize) throw invalidModel(`vocabSize is ${describeValue(d.vocabSize)} but the merges make ${model.vocabSize} ids`);
+    return model;
+  }
+
+  private checkId(t: number, where: string): void {
+    if (!(Number.isInteger(t) && t >= 0 && t < this.shapes.size)) {
+      throw new VtokError('BPE', `Token ${describeValue(t)} for ${where} is outside the vocabulary 0..${this.shapes.size - 1}`);
+    }
+  }
+}
+
+function invalidModel(msg: string): VtokError {
+  return new VtokError('BPE', `Invalid BPE model: ${msg}`);
+}
+
+function oneOf<T extends string>(v: unknown, allowed: readonly T[], name: string): T {
+  if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) {
+    throw invalidModel(`${name} must be one of ${allowed.map((a) => JSON.stringify(a)).join(', ')} but is ${describeValue(v)}`);
+  }
+  return v as T;
+}
+
+function checkDims(h: number, w: number, where: string): void {
+  if (!(Number.isInteger(h) && h >= 1 && Number.isInteger(w) && w >= 1 && h < 32768 && w < 32768)) {
+    throw new VtokError('BPE', `Expected grid size h, w as integers between 1 and 32767 for ${where} but received ${describeValue(h)} x ${describeValue(w)}`);
+  }
+}
+
+/** Checks h, w and that grid holds exactly h*w codes. */
+export function checkGridSize(grid: ArrayLike<number>, h: number, w: number, where: string): void {
+  checkDims(h, w, where);
+  if (grid === null || typeof grid !== 'object' || typeof grid.length !== 'number' || grid.length !== h * w) {
+    throw new VtokError('BPE', `Expected a grid of ${h}x${w} = ${h * w} codes for ${where} but received ${describeValue(grid)}`);
+  }
+}

@@ -1,0 +1,780 @@
+/**
+ * Trainer of two-dimensional visual BPE (and of the 1D variant, plain BPE on
+ * the raster-order sequence) over a corpus of code grids.
+ *
+ * Papers: "From Pixels to Tokens: Byte-Pair Encoding on Quantized Visual
+ * Modalities" and Being-VL ("Unified Multimodal Understanding via Byte-Pair
+ * Visual Encoding"); MDBPE for offsets; minbpe for clarity. Unlike the
+ * released Being-VL code, merged tokens keep their 2D shape, so encoding is
+ * exactly reversible (see model.ts).
+ *
+ * Token instances and pairs. The corpus is a tiling of every grid by token
+ * instances; an instance has a token id and an anchor cell. Two instances are
+ * *adjacent* when a cell of one and a cell of the other are 4-neighbours in an
+ * allowed direction (left/right for 'horizontal', up/down for 'vertical').
+ * An adjacent pair is keyed by (token of the earlier anchor in raster order,
+ * token of the later anchor, offset (dy, dx) from the earlier anchor to the
+ * later one). Whether two shapes at a given offset touch depends only on the
+ * shapes and the offset, so every instance of a at p with an instance of b at
+ * p + (dy, dx) is an occurrence of the key (a, b, dy, dx).
+ *
+ * Counts equal what encoding does. The count of a key is the number of
+ * merges that applying it now would make: encoding applies a rule greedily in
+ * raster order of the left anchor, so for a != b the count is the number of
+ * occurrences, and for a == b occurrences form chains p, p+o, p+2o, ... of
+ * length L that yield floor(L/2) merges each. Counts are kept exact
+ * incrementally: when an instance is removed or created, the keys of its
+ * neighbours change by -1/+1, and for a == b keys the chain through it is
+ * split or joined (delta of the floor(L/2) sums).
+ *
+ * Positions. Every key keeps a linked list (typed-array pool) of the left
+ * anchors of its occurrences, appended when the occurrence is created (when
+ * the later of its two instances appears). Entries are not removed when an
+ * occurrence disappears; they are checked when the key is merged (stale ones
+ * fail the check: an anchor's token only ever grows, so a destroyed instance
+ * never reappears), and swept when the pool is full.
+ *
+ * Choice of the next merge: a lazy-deletion max-heap of (priority, key);
+ * after each merge every key whose priority changed is pushed again, and a
+ * popped entry is used only if its priority is still current. Tie-break
+ * (deterministic, independent of hash layout): higher priority first, then
+ * smaller left id, smaller right id, smaller dy, smaller dx.
+ *
+ * Priorities. 'frequency': the count F(a, b, dy, dx). 'spatial' (after
+ * Being-VL, which weighs co-occurrence frequency by how stable the relative
+ * position of two tokens is across images): F * C with consistency
+ * C = F(a, b, dy, dx) / sum over offsets o of F(a, b, o), the share of the
+ * co-occurrences of a (earlier anchor) and b (later anchor) that sit at this
+ * offset. A pair that always appears in one arrangement keeps its frequency;
+ * one spread over many arrangements is demoted.
+ */
+import { VtokError, checkInt, checkOneOf, invalidOption, resolveOptions, describeValue } from '../errors';
+import { BpeModel, BpeDirections, BpeMode, BpePriority, BpeSettings, checkGridSize } from './model';
+import { PairIndex, growInt32 } from './pairindex';
+import { ShapeTable, packOffset, offsetDx, offsetDy } from './shapes';
+
+/** One grid of base codes, row-major. */
+export interface CodeGrid {
+  codes: ArrayLike<number>;
+  h: number;
+  w: number;
+}
+
+export interface BpeTrainOptions {
+  /** Number of base codes K (ids 0..K-1). Required. */
+  baseVocab: number;
+  /** Stop when the vocabulary (K + distinct merged shapes) reaches this size; 0 = no limit. Default 0. */
+  vocabSize: number;
+  /** Stop after this many merge rules; 0 = no limit. Default 0. At least one of vocabSize, merges must be set. */
+  merges: number;
+  /** '2d' (default) or '1d' (plain BPE on the raster-order sequence; directions must be 'horizontal'). */
+  mode: BpeMode;
+  /** Which neighbours may merge. Default 'both' ('horizontal' in mode '1d'). */
+  directions: BpeDirections;
+  /** A pair must make at least this many merges to be merged. Default 2. */
+  minFrequency: number;
+  /** Largest merged shape, in cells. Default 4096 (no practical limit). */
+  maxShapeCells: number;
+  /** Largest bounding box side of a merged shape, in cells. Default 4096 (no practical limit). */
+  maxExtent: number;
+  /** 'frequency' (default) or 'spatial' (frequency times spatial consistency, see above). */
+  priority: BpePriority;
+}
+
+const DEFAULTS: BpeTrainOptions = {
+  baseVocab: 0,
+  vocabSize: 0,
+  merges: 0,
+  mode: '2d',
+  directions: 'both',
+  minFrequency: 2,
+  maxShapeCells: 4096,
+  maxExtent: 4096,
+  priority: 'frequency',
+};
+
+/** What `debugPairs` returns for one key: exact count and sorted left anchors of valid occurrences. */
+export interface BpePairState {
+  count: number;
+  positions: number[];
+}
+
+const FORBIDDEN = 1;
+const TOUCHED = 2;
+
+/**
+ * Incremental trainer. `train()` runs to the stopping rule; `step()` makes one
+ * merge (for tests and progress reporting).
+ */
+export class BpeTrainer {
+  readonly options: Readonly<BpeTrainOptions>;
+  private readonly shapes: ShapeTable;
+  private readonly horizontal: boolean;
+  private readonly vertical: boolean;
+  private readonly spatial: boolean;
+  // Corpus state, one entry per cell of the concatenated grids.
+  private readonly tok: Int32Array; // token id at an anchor; -1 elsewhere; -2 while an instance is being replaced
+  private readonly owner: Int32Array; // anchor of the instance covering the cell
+  private readonly rowOf: Int32Array;
+  private readonly colOf: Int32Array;
+  private readonly gridOf: Int32Array;
+  private readonly gridH: Int32Array;
+  private readonly gridW: Int32Array;
+  private readonly gridStart: Int32Array;
+  private readonly mark: Int32Array;
+  private stamp = 0;
+  // Pair keys (a, b, packed offset) -> dense index k, and per-key state.
+  private readonly keys = new PairIndex(1 << 16);
+  private count = new Int32Array(1 << 16);
+  private head = new Int32Array(1 << 16).fill(-1);
+  private flags = new Uint8Array(1 << 16);
+  private touched: number[] = [];
+  // 'spatial': groups (a, b) -> total count over offsets, and the keys of each group.
+  private readonly groups = new PairIndex(1 << 12);
+  private groupOf = new Int32Array(1 << 16);
+  private nextInGroup = new Int32Array(1 << 16);
+  private groupHead = new Int32Array(1 << 12).fill(-1);
+  private groupTotal = new Float64Array(1 << 12);
+  private groupTouched = new Uint8Array(1 << 12);
+  private touchedGroups: number[] = [];
+  // Position pool: singly linked lists of left anchors.
+  private nodePos: Int32Array;
+  private nodeNext: Int32Array;
+  private poolUsed = 0;
+  private freeHead = -1;
+  // Max-heap of (priority, key).
+  private heapPrio = new Float64Array(1 << 16);
+  private heapKey = new Int32Array(1 << 16);
+  private heapSize = 0;
+  // Learned merges.
+  private readonly mLeft: number[] = [];
+  private readonly mRight: number[] = [];
+  private readonly mDy: number[] = [];
+  private readonly mDx: number[] = [];
+  private readonly mId: number[] = [];
+  private readonly mCount: number[] = [];
+  private nb = new Int32Array(64);
+  private selfSeen = new Int32Array(16);
+  private collect = new Int32Array(1024);
+  private done = false;
+
+  constructor(corpus: readonly CodeGrid[], options: Partial<BpeTrainOptions>) {
+    const defaults: BpeTrainOptions = { ...DEFAULTS, directions: options?.mode === '1d' ? 'horizontal' : 'both' };
+    const o = resolveOptions('trainBpe', defaults, options);
+    checkInt('baseVocab', o.baseVocab, 1, 1 << 24);
+    checkInt('vocabSize', o.vocabSize, 0, 1 << 30);
+    checkInt('merges', o.merges, 0, 1 << 30);
+    if (o.vocabSize === 0 && o.merges === 0) throw invalidOption('vocabSize', 'a vocabulary size or a number of merges (integer >= 1)', 0);
+    if (o.vocabSize !== 0 && o.vocabSize < o.baseVocab) throw invalidOption('vocabSize', `integer >= baseVocab (${o.baseVocab})`, o.vocabSize);
+    checkOneOf('mode', o.mode, ['2d', '1d'] as const);
+    checkOneOf('directions', o.directions, ['horizontal', 'vertical', 'both'] as const);
+    if (o.mode === '1d' && o.directions !== 'horizontal') throw invalidOption('directions', '"horizontal" in mode "1d"', o.directions);
+    checkInt('minFrequency', o.minFrequency, 1);
+    checkInt('maxShapeCells', o.maxShapeCells, 2, 1 << 20);
+    checkInt('maxExtent', o.maxExtent, 1, 32767);
+    checkOneOf('priority', o.priority, ['frequency', 'spatial'] as const);
+    if (!Array.isArray(corpus)) throw invalidOption('corpus', 'an array of {codes, h, w} grids', corpus);
+    this.options = Object.freeze(o);
+    this.shapes = new ShapeTable(o.baseVocab);
+    this.horizontal = o.directions !== 'vertical';
+    this.vertical = o.directions !== 'horizontal';
+    this.spatial = o.priority === 'spatial';
+
+    // Lay the grids out one after another.
+    const G = corpus.length;
+    this.gridH = new Int32Array(G);
+    this.gridW = new Int32Array(G);
+    this.gridStart = new Int32Array(G + 1);
+    let N = 0;
+    for (let g = 0; g < G; g++) {
+      const { codes, h, w } = corpus[g] ?? ({} as CodeGrid);
+      checkGridSize(codes, h, w, `corpus grid ${g}`);
+      this.gridH[g] = o.mode === '1d' ? 1 : h;
+      this.gridW[g] = o.mode === '1d' ? h * w : w;
+      if (this.gridW[g] > 32767) throw invalidOption(`corpus[${g}]`, 'a grid of at most 32767 cells in mode "1d"', h * w);
+      this.gridStart[g] = N;
+      N += h * w;
+    }
+    this.gridStart[G] = N;
+    this.tok = new Int32Array(N);
+    this.owner = new Int32Array(N);
+    this.rowOf = new Int32Array(N);
+    this.colOf = new Int32Array(N);
+    this.gridOf = new Int32Array(N);
+    this.mark = new Int32Array(N);
+    const K = o.baseVocab;
+    for (let g = 0; g < G; g++) {
+      const codes = corpus[g].codes;
+      const s = this.gridStart[g];
+      const W = this.gridW[g];
+      const n = this.gridStart[g + 1] - s;
+      for (let i = 0; i < n; i++) {
+        const c = codes[i];
+        if (!(c >= 0 && c < K && Number.isInteger(c))) {
+          throw new VtokError('BPE', `Code ${describeValue(c)} at cell ${i} of corpus grid ${g} is not a base code 0..${K - 1}`);
+        }
+        const p = s + i;
+        this.tok[p] = c;
+        this.owner[p] = p;
+        this.rowOf[p] = Math.floor(i / W);
+        this.colOf[p] = i % W;
+        this.gridOf[p] = g;
+      }
+    }
+    const poolCap = Math.max(1024, 2 * N + 1024);
+    this.nodePos = new Int32Array(poolCap);
+    this.nodeNext = new Int32Array(poolCap);
+    this.initialCounts();
+  }
+
+  /** Runs merges until a stopping rule holds; returns the model. */
+  train(): BpeModel {
+    while (this.step());
+    return this.model();
+  }
+
+  /** Makes one merge; false when training is over (limit reached, or no pair frequent enough). */
+  step(): boolean {
+    if (this.done) return false;
+    const o = this.options;
+    if ((o.vocabSize > 0 && this.shapes.size >= o.vocabSize) || (o.merges > 0 && this.mLeft.length >= o.merges)) {
+      this.done = true;
+      return false;
+    }
+    let k = -1;
+    while (this.heapSize > 0) {
+      const prio = this.heapPrio[0];
+      const key = this.heapKey[0];
+      this.heapPop();
+      if (prio !== this.priority(key)) continue; // stale entry
+      if (this.count[key] < o.minFrequency) {
+        if (!this.spatial) break; // frequency heap: nothing better below
+        continue;
+      }
+      k = key;
+      break;
+    }
+    if (k < 0) {
+      this.done = true;
+      return false;
+    }
+    const a = this.keys.ka[k];
+    const b = this.keys.kb[k];
+    const off = this.keys.kc[k];
+    const dy = offsetDy(off);
+    const dx = offsetDx(off);
+    const t = this.shapes.add(a, b, dy, dx);
+    this.mLeft.push(a);
+    this.mRight.push(b);
+    this.mDy.push(dy);
+    this.mDx.push(dx);
+    this.mId.push(t);
+    this.mCount.push(this.count[k]);
+    this.applyMerge(k, a, b, dy, dx, t);
+    this.flushTouched();
+    return true;
+  }
+
+  /** The model learned so far. */
+  model(): BpeModel {
+    const o = this.options;
+    const settings: BpeSettings = {
+      mode: o.mode,
+      baseVocab: o.baseVocab,
+      directions: o.directions,
+      maxShapeCells: o.maxShapeCells,
+      maxExtent: o.maxExtent,
+      priority: o.priority,
+      minFrequency: o.minFrequency,
+    };
+    return new BpeModel(settings, {
+      left: Int32Array.from(this.mLeft),
+      right: Int32Array.from(this.mRight),
+      dy: Int32Array.from(this.mDy),
+      dx: Int32Array.from(this.mDx),
+      id: Int32Array.from(this.mId),
+      count: Int32Array.from(this.mCount),
+    });
+  }
+
+  get numMerges(): number {
+    return this.mLeft.length;
+  }
+
+  get vocabSize(): number {
+    return this.shapes.size;
+  }
+
+  /** The current tokens of grid g, in raster order of anchors (equals model().encode of that grid). */
+  tokens(g: number): Int32Array {
+    const out: number[] = [];
+    for (let p = this.gridStart[g], e = this.gridStart[g + 1]; p < e; p++) if (this.tok[p] >= 0) out.push(this.tok[p]);
+    return Int32Array.from(out);
+  }
+
+  /** Total number of tokens in the corpus now. */
+  totalTokens(): number {
+    let n = 0;
+    for (let p = 0; p < this.tok.length; p++) if (this.tok[p] >= 0) n++;
+    return n;
+  }
+
+  /**
+   * For tests: every key that has a valid occurrence or a nonzero count, as
+   * "a,b,dy,dx" -> exact count and the sorted left anchors (global cell index)
+   * of its valid occurrences in its position list.
+   */
+  debugPairs(): Map<string, BpePairState> {
+    const out = new Map<string, BpePairState>();
+    for (let k = 0; k < this.keys.size; k++) {
+      if (this.flags[k] & FORBIDDEN) continue;
+      const a = this.keys.ka[k];
+      const b = this.keys.kb[k];
+      const off = this.keys.kc[k];
+      const positions: number[] = [];
+      for (let nd = this.head[k]; nd >= 0; nd = this.nodeNext[nd]) {
+        const p = this.nodePos[nd];
+        if (this.valid(p, a, b, off)) positions.push(p);
+      }
+      positions.sort((x, y) => x - y);
+      if (positions.length === 0 && this.count[k] === 0) continue;
+      out.set(`${a},${b},${offsetDy(off)},${offsetDx(off)}`, { count: this.count[k], positions });
+    }
+    return out;
+  }
+
+  /** Grid layout, for tests: start cell of each grid and its (possibly 1D) height and width. */
+  layout(): { start: Int32Array; h: Int32Array; w: Int32Array } {
+    return { start: this.gridStart, h: this.gridH, w: this.gridW };
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  private priority(k: number): number {
+    const f = this.count[k];
+    if (!this.spatial || f <= 0) return f;
+    return (f * f) / this.groupTotal[this.groupOf[k]];
+  }
+
+  private valid(p: number, a: number, b: number, off: number): boolean {
+    if (this.tok[p] !== a) return false;
+    const W = this.gridW[this.gridOf[p]];
+    return this.tok[p + offsetDy(off) * W + offsetDx(off)] === b;
+  }
+
+  /** Index of key (a, b, dy, dx), creating it (and deciding whether shape limits forbid it) when new. */
+  private keyOf(a: number, b: number, dy: number, dx: number): number {
+    const off = packOffset(dy, dx);
+    const before = this.keys.size;
+    const k = this.keys.intern(a, b, off);
+    if (this.keys.size > before) {
+      if (k >= this.count.length) this.growKeys(k + 1);
+      this.count[k] = 0;
+      this.head[k] = -1;
+      const s = this.shapes.mergedSize(a, b, dy, dx);
+      const o = this.options;
+      this.flags[k] = s.cells > o.maxShapeCells || s.height > o.maxExtent || s.width > o.maxExtent ? FORBIDDEN : 0;
+      if (this.spatial) {
+        const gb = this.groups.size;
+        const g = this.groups.intern(a, b, 0);
+        if (this.groups.size > gb) {
+          if (g >= this.groupHead.length) this.growGroups(g + 1);
+          this.groupHead[g] = -1;
+          this.groupTotal[g] = 0;
+        }
+        this.groupOf[k] = g;
+        this.nextInGroup[k] = this.groupHead[g];
+        this.groupHead[g] = k;
+      }
+    }
+    return k;
+  }
+
+  private growKeys(n: number): void {
+    let m = this.count.length;
+    while (m < n) m *= 2;
+    this.count = growInt32(this.count, m);
+    this.head = growInt32(this.head, m, -1);
+    const f = new Uint8Array(m);
+    f.set(this.flags);
+    this.flags = f;
+    this.groupOf = growInt32(this.groupOf, m);
+    this.nextInGroup = growInt32(this.nextInGroup, m);
+  }
+
+  private growGroups(n: number): void {
+    let m = this.groupHead.length;
+    while (m < n) m *= 2;
+    this.groupHead = growInt32(this.groupHead, m, -1);
+    const t = new Float64Array(m);
+    t.set(this.groupTotal);
+    this.groupTotal = t;
+    const u = new Uint8Array(m);
+    u.set(this.groupTouched);
+    this.groupTouched = u;
+  }
+
+  private addCount(k: number, delta: number): void {
+    if (delta === 0) return;
+    this.count[k] += delta;
+    if (this.spatial) {
+      const g = this.groupOf[k];
+      this.groupTotal[g] += delta;
+      if (!this.groupTouched[g]) {
+        this.groupTouched[g] = 1;
+        this.touchedGroups.push(g);
+      }
+    } else if (!(this.flags[k] & TOUCHED)) {
+      this.flags[k] |= TOUCHED;
+      this.touched.push(k);
+    }
+  }
+
+  private pushPosition(k: number, p: number): void {
+    if (this.freeHead < 0 && this.poolUsed >= this.nodePos.length) this.sweepOrGrow();
+    let nd = this.freeHead;
+    if (nd >= 0) this.freeHead = this.nodeNext[nd];
+    else nd = this.poolUsed++;
+    this.nodePos[nd] = p;
+    this.nodeNext[nd] = this.head[k];
+    this.head[k] = nd;
+  }
+
+  /** The pool is full: drop stale entries of every list; grow when that frees less than a quarter. */
+  private sweepOrGrow(): void {
+    let freed = 0;
+    for (let k = 0; k < this.keys.size; k++) {
+      const a = this.keys.ka[k];
+      const b = this.keys.kb[k];
+      const off = this.keys.kc[k];
+      let prev = -1;
+      let nd = this.head[k];
+      while (nd >= 0) {
+        const next = this.nodeNext[nd];
+        if (this.valid(this.nodePos[nd], a, b, off)) {
+          prev = nd;
+        } else {
+          if (prev < 0) this.head[k] = next;
+          else this.nodeNext[prev] = next;
+          this.nodeNext[nd] = this.freeHead;
+          this.freeHead = nd;
+          freed++;
+        }
+        nd = next;
+      }
+    }
+    if (freed * 4 < this.nodePos.length) {
+      const m = this.nodePos.length * 2;
+      this.nodePos = growInt32(this.nodePos, m);
+      this.nodeNext = growInt32(this.nodeNext, m);
+    }
+  }
+
+  private initialCounts(): void {
+    const G = this.gridH.length;
+    const tok = this.tok;
+    for (let g = 0; g < G; g++) {
+      const s = this.gridStart[g];
+      const H = this.gridH[g];
+      const W = this.gridW[g];
+      if (this.horizontal) {
+        for (let y = 0; y < H; y++) {
+          const row = s + y * W;
+          for (let x = 0; x + 1 < W; x++) {
+            const p = row + x;
+            const a = tok[p];
+            const b = tok[p + 1];
+            const k = this.keyOf(a, b, 0, 1);
+            if (this.flags[k] & FORBIDDEN) continue;
+            this.pushPosition(k, p);
+            if (a !== b) this.count[k]++;
+          }
+          // Self pairs: a run of L equal codes gives floor(L/2) merges.
+          let run = 1;
+          for (let x = 1; x <= W; x++) {
+            if (x < W && tok[row + x] === tok[row + x - 1]) {
+              run++;
+            } else {
+              if (run >= 2) {
+                const k = this.keyOf(tok[row + x - 1], tok[row + x - 1], 0, 1);
+                if (!(this.flags[k] & FORBIDDEN)) this.count[k] += run >> 1;
+              }
+              run = 1;
+            }
+          }
+        }
+      }
+      if (this.vertical) {
+        for (let x = 0; x < W; x++) {
+          for (let y = 0; y + 1 < H; y++) {
+            const p = s + y * W + x;
+            const a = tok[p];
+            const b = tok[p + W];
+            const k = this.keyOf(a, b, 1, 0);
+            if (this.flags[k] & FORBIDDEN) continue;
+            this.pushPosition(k, p);
+            if (a !== b) this.count[k]++;
+          }
+          let run = 1;
+          for (let y = 1; y <= H; y++) {
+            if (y < H && tok[s + y * W + x] === tok[s + (y - 1) * W + x]) {
+              run++;
+            } else {
+              if (run >= 2) {
+                const c = tok[s + (y - 1) * W + x];
+                const k = this.keyOf(c, c, 1, 0);
+                if (!(this.flags[k] & FORBIDDEN)) this.count[k] += run >> 1;
+              }
+              run = 1;
+            }
+          }
+        }
+      }
+    }
+    for (let k = 0; k < this.keys.size; k++) {
+      if (this.spatial && this.count[k] > 0) this.groupTotal[this.groupOf[k]] += this.count[k];
+    }
+    for (let k = 0; k < this.keys.size; k++) {
+      if (this.count[k] > 0) this.heapPush(this.priority(k), k);
+    }
+  }
+
+  /** Distinct live neighbour instances of the instance anchored at x (into this.nb); returns how many. */
+  private neighbours(x: number): number {
+    const t = this.tok[x];
+    const g = this.gridOf[x];
+    const H = this.gridH[g];
+    const W = this.gridW[g];
+    const { start, len, cellDy, cellDx } = this.shapes;
+    const owner = this.owner;
+    const tok = this.tok;
+    const mark = this.mark;
+    if (this.nb.length < 4 * len[t] + 4) this.nb = new Int32Array(8 * len[t] + 8);
+    const nb = this.nb;
+    let s = ++this.stamp;
+    if (s >= 0x7fffffff) {
+      mark.fill(0);
+      s = this.stamp = 1;
+    }
+    mark[x] = s;
+    let n = 0;
+    const y0 = this.rowOf[x];
+    const x0 = this.colOf[x];
+    for (let i = start[t], e = i + len[t]; i < e; i++) {
+      const cy = y0 + cellDy[i];
+      const cx = x0 + cellDx[i];
+      const cell = x + cellDy[i] * W + cellDx[i];
+      if (this.horizontal) {
+        if (cx > 0) {
+          const o = owner[cell - 1];
+          if (mark[o] !== s && tok[o] >= 0) {
+            mark[o] = s;
+            nb[n++] = o;
+          }
+        }
+        if (cx + 1 < W) {
+          const o = owner[cell + 1];
+          if (mark[o] !== s && tok[o] >= 0) {
+            mark[o] = s;
+            nb[n++] = o;
+          }
+        }
+      }
+      if (this.vertical) {
+        if (cy > 0) {
+          const o = owner[cell - W];
+          if (mark[o] !== s && tok[o] >= 0) {
+            mark[o] = s;
+            nb[n++] = o;
+          }
+        }
+        if (cy + 1 < H) {
+          const o = owner[cell + W];
+          if (mark[o] !== s && tok[o] >= 0) {
+            mark[o] = s;
+            nb[n++] = o;
+          }
+        }
+      }
+    }
+    return n;
+  }
+
+  /** Length of the run of instances of token c at x + m*(dy, dx), m = 1, 2, ... (sign -1: backwards). */
+  private chain(x: number, c: number, dy: number, dx: number, sign: number): number {
+    const g = this.gridOf[x];
+    const H = this.gridH[g];
+    const W = this.gridW[g];
+    const sy = sign * dy;
+    const sx = sign * dx;
+    const step = sy * W + sx;
+    let y = this.rowOf[x] + sy;
+    let xx = this.colOf[x] + sx;
+    let p = x + step;
+    let n = 0;
+    while (y >= 0 && y < H && xx >= 0 && xx < W && this.tok[p] === c) {
+      n++;
+      y += sy;
+      xx += sx;
+      p += step;
+    }
+    return n;
+  }
+
+  /**
+   * Updates pair counts for the instance at x leaving (sign -1) or joining
+   * (sign +1) the tiling; when joining, also records the new occurrences.
+   */
+  private updateInstance(x: number, sign: number): void {
+    const c = this.tok[x];
+    const n = this.neighbours(x);
+    const nb = this.nb;
+    let nSelf = 0;
+    const ry = this.rowOf[x];
+    const rx = this.colOf[x];
+    for (let j = 0; j < n; j++) {
+      const y = nb[j];
+      const ty = this.tok[y];
+      const first = y < x ? y : x;
+      const ddy = y < x ? ry - this.rowOf[y] : this.rowOf[y] - ry;
+      const ddx = y < x ? rx - this.colOf[y] : this.colOf[y] - rx;
+      const k = y < x ? this.keyOf(ty, c, ddy, ddx) : this.keyOf(c, ty, ddy, ddx);
+      if (this.flags[k] & FORBIDDEN) continue;
+      if (sign > 0) this.pushPosition(k, first);
+      if (ty !== c) {
+        this.addCount(k, sign);
+        continue;
+      }
+      // Self pair: x is in the chain of key k; handle each self key once.
+      let seen = false;
+      for (let i = 0; i < nSelf; i++) if (this.selfSeen[i] === k) seen = true;
+      if (seen) continue;
+      if (nSelf >= this.selfSeen.length) this.selfSeen = growInt32(this.selfSeen, nSelf + 1);
+      this.selfSeen[nSelf++] = k;
+      const before = this.chain(x, c, ddy, ddx, -1);
+      const after = this.chain(x, c, ddy, ddx, 1);
+      const joined = (before + 1 + after) >> 1;
+      const split = (before >> 1) + (after >> 1);
+      this.addCount(k, sign > 0 ? joined - split : split - joined);
+    }
+  }
+
+  private applyMerge(k: number, a: number, b: number, dy: number, dx: number, t: number): void {
+    // Collect valid left anchors and free the list.
+    let m = 0;
+    const off = packOffset(dy, dx);
+    let nd = this.head[k];
+    while (nd >= 0) {
+      const next = this.nodeNext[nd];
+      const p = this.nodePos[nd];
+      if (this.valid(p, a, b, off)) {
+        if (m >= this.collect.length) this.collect = growInt32(this.collect, m + 1);
+        this.collect[m++] = p;
+      }
+      this.nodeNext[nd] = this.freeHead;
+      this.freeHead = nd;
+      nd = next;
+    }
+    this.head[k] = -1;
+    const ps = this.collect.subarray(0, m);
+    if (a === b) ps.sort(); // greedy in raster order matters only when a chain can overlap itself
+    const tok = this.tok;
+    const owner = this.owner;
+    const { start, len, cellDy, cellDx } = this.shapes;
+    for (let i = 0; i < m; i++) {
+      const p = ps[i];
+      const W = this.gridW[this.gridOf[p]];
+      const q = p + dy * W + dx;
+      if (tok[p] !== a || tok[q] !== b) continue; // taken by an earlier merge of this step
+      this.updateInstance(p, -1);
+      tok[p] = -2;
+      this.updateInstance(q, -1);
+      tok[q] = -1;
+      for (let c = start[b], e = c + len[b]; c < e; c++) owner[q + cellDy[c] * W + cellDx[c]] = p;
+      tok[p] = t;
+      this.updateInstance(p, 1);
+    }
+  }
+
+  private flushTouched(): void {
+    if (this.spatial) {
+      for (const g of this.touchedGroups) {
+        this.groupTouched[g] = 0;
+        for (let k = this.groupHead[g]; k >= 0; k = this.nextInGroup[k]) {
+          if (this.count[k] > 0 && !(this.flags[k] & FORBIDDEN)) this.heapPush(this.priority(k), k);
+        }
+      }
+      this.touchedGroups.length = 0;
+      return;
+    }
+    for (const k of this.touched) {
+      this.flags[k] &= ~TOUCHED;
+      if (this.count[k] > 0) this.heapPush(this.count[k], k);
+    }
+    this.touched.length = 0;
+  }
+
+  /** True when entry (pa, ka) should be above (pb, kb): higher priority, then smaller (left, right, offset). */
+  private above(pa: number, ka: number, pb: number, kb: number): boolean {
+    if (pa !== pb) return pa > pb;
+    const K = this.keys;
+    if (K.ka[ka] !== K.ka[kb]) return K.ka[ka] < K.ka[kb];
+    if (K.kb[ka] !== K.kb[kb]) return K.kb[ka] < K.kb[kb];
+    return K.kc[ka] < K.kc[kb];
+  }
+
+  private heapPush(prio: number, k: number): void {
+    if (this.heapSize >= this.heapPrio.length) {
+      const n = this.heapPrio.length * 2;
+      const p = new Float64Array(n);
+      p.set(this.heapPrio);
+      this.heapPrio = p;
+      this.heapKey = growInt32(this.heapKey, n);
+    }
+    const hp = this.heapPrio;
+    const hk = this.heapKey;
+    let i = this.heapSize++;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!this.above(prio, k, hp[parent], hk[parent])) break;
+      hp[i] = hp[parent];
+      hk[i] = hk[parent];
+      i = parent;
+    }
+    hp[i] = prio;
+    hk[i] = k;
+  }
+
+  private heapPop(): void {
+    const hp = this.heapPrio;
+    const hk = this.heapKey;
+    const n = --this.heapSize;
+    if (n === 0) return;
+    const prio = hp[n];
+    const k = hk[n];
+    let i = 0;
+    for (;;) {
+      let c = 2 * i + 1;
+      if (c >= n) break;
+      if (c + 1 < n && this.above(hp[c + 1], hk[c + 1], hp[c], hk[c])) c++;
+      if (!this.above(hp[c], hk[c], prio, k)) break;
+      hp[i] = hp[c];
+      hk[i] = hk[c];
+      i = c;
+    }
+    hp[i] = prio;
+    hk[i] = k;
+  }
+}
+
+/**
+ * Trains visual BPE on a corpus of code grids and returns the model.
+ *
+ * Example:
+ *   const model = trainBpe(grids, { baseVocab: 1024, vocabSize: 2048 });
+ *   const ids = model.encode(grid, 16, 16);      // shorter than 256
+ *   model.decode(ids, 16, 16);                    // == grid
+ */
+export function trainBpe(corpus: readonly CodeGrid[], options: Partial<BpeTrainOptions>): BpeModel {
+  return new BpeTrainer(corpus, options).train();
+}
