@@ -69,7 +69,6 @@ describe('Transformer.forward agrees with an independent PyTorch model', () => {
       const model = new Transformer(c.config);
       model.setWeights(Object.fromEntries(Object.entries(c.weights).map(([k, v]) => [k, f32(v)])));
       const T = Math.max(...c.rows.map((r) => r.length));
-      const V = c.config.vocabSize;
       const padded = c.rows.map((r) => [...new Array(T - r.length).fill(c.config.padId), ...r]);
       const pos2d = c.config.gridRows > 0 ? c.pos2d.map((p) => [...new Array(T - p.length).fill([-1, -1]), ...p]) : undefined;
       const got = forwardArray(model, padded, pos2d);
