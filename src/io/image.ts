@@ -4,22 +4,29 @@
  * (a batch), the layout TensorFlow.js uses.
  *
  * Formats: JPEG, PNG (8 and 16 bit, palette, alpha), WebP, TIFF, GIF and
- * AVIF/HEIF (first frame), in grey, RGB or CMYK. The EXIF orientation is
- * applied, an alpha channel is composited on `background`, the colour space
- * is converted to sRGB (embedded ICC profiles are honoured; CMYK without a
- * profile goes through libvips's built-in CMYK profile).
+ * AVIF/HEIF (first frame or page), in grey, RGB or CMYK.
+ *
+ * Pipeline: the header is read first (format, size, bit depth; the pixel
+ * limit is checked here). sharp then applies the EXIF orientation, resizes
+ * (JPEG and WebP are decoded at 1/2, 1/4 or 1/8 scale when the target is
+ * small enough: sharp's shrink-on-load, on by default) and converts to sRGB
+ * (embedded ICC profiles are honoured; CMYK without a profile goes through
+ * libvips's built-in CMYK profile). Alpha is composited on `background`, and
+ * a padded image is placed on it, here in float while converting to [-1, 1].
  *
  * The mapping to [-1, 1] is exact and documented, so that pixels can be
  * written back bit for bit (see toUint8 in image-write.ts):
  *   8-bit images:  x = v / 127.5 - 1     (0 -> -1, 128 -> 0.0039..., 255 -> 1)
  *   16-bit images: x = v / 32767.5 - 1   (0 -> -1, 65535 -> 1)
- * 16-bit images keep their 16 bits all the way (decode, composite, resize).
+ * 16-bit images keep their 16 bits all the way (decode, resize, composite).
  *
- * Bad input never yields garbage pixels: it throws a VtokError whose message
- * names the file and the reason, with code FILE_NOT_FOUND, IO, IMAGE_DECODE
+ * Bad input throws a VtokError whose message names the file and the reason,
+ * with code FILE_NOT_FOUND, IO (a directory, no permission), IMAGE_DECODE
  * (empty, not an image, truncated or corrupt, unsupported format) or
  * IMAGE_TOO_LARGE (more pixels than `maxPixels`, checked from the header
  * before any pixel is decoded, so a decompression bomb costs nothing).
+ * With the default `failOn: 'warning'`, damaged pixel data is always an
+ * error, never an image with a grey band.
  */
 
 import { promises as fsp } from 'node:fs';

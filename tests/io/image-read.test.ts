@@ -155,7 +155,7 @@ describe('readImage: formats', () => {
     const gif = await sharp(frames, { raw: { width: 4, height: 8, channels: 3, pageHeight: 4 } }).gif().toBuffer();
     expect((await sharp(gif).metadata()).pages).toBe(2);
     const img = await readImage(gif);
-    expect([img.width, img.height]).toEqual([4, 4]);
+    expect([img.width, img.height, img.originalWidth, img.originalHeight]).toEqual([4, 4, 4, 4]);
     for (let y = 0; y < 4; y++) for (let x = 0; x < 4; x++) expect(pixel(img, x, y)).toEqual([1, -1, -1]);
   });
 
