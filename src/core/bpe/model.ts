@@ -93,7 +93,7 @@ export class BpeModel {
     for (const name of ['right', 'dy', 'dx', 'id', 'count'] as const) {
       if (merges[name].length !== n) throw invalidModel(`merges.${name} has length ${merges[name].length}, expected ${n}`);
     }
-    const shapes = new ShapeTable(settings.baseVocab);
+    const shapes = new ShapeTable(settings.baseVocab, settings.directions);
     this.rules = new PairIndex(Math.max(16, n));
     this.firstRank = new Int32Array(Math.max(16, n * 2)).fill(-1);
     this.nextSameKey = new Int32Array(n).fill(-1);
@@ -227,7 +227,7 @@ export class BpeModel {
       }
     }
     const { left, right, dy: mdy, dx: mdx, id: mid } = this.merges;
-    const { start, len, cellDy, cellDx } = this.shapes;
+    const { start, len, cellDy, cellDx, bStart, bLen, bDy, bDx } = this.shapes;
     const maxNb = 4 * (this.settings.maxShapeCells + 1);
     if (this.nb.length < maxNb) this.nb = new Int32Array(maxNb);
     const nb = this.nb;
@@ -267,41 +267,14 @@ export class BpeModel {
         this.stamp = 1;
       }
       mark[p] = this.stamp;
-      for (let i = start[t], e = i + len[t]; i < e; i++) {
-        const cy = py + cellDy[i];
-        const cx = px + cellDx[i];
-        const cell = cy * W + cx;
-        if (horizontal) {
-          if (cx > 0) {
-            const o = owner[cell - 1];
-            if (mark[o] !== this.stamp) {
-              mark[o] = this.stamp;
-              nb[nn++] = o;
-            }
-          }
-          if (cx + 1 < W) {
-            const o = owner[cell + 1];
-            if (mark[o] !== this.stamp) {
-              mark[o] = this.stamp;
-              nb[nn++] = o;
-            }
-          }
-        }
-        if (vertical) {
-          if (cy > 0) {
-            const o = owner[cell - W];
-            if (mark[o] !== this.stamp) {
-              mark[o] = this.stamp;
-              nb[nn++] = o;
-            }
-          }
-          if (cy + 1 < H) {
-            const o = owner[cell + W];
-            if (mark[o] !== this.stamp) {
-              mark[o] = this.stamp;
-              nb[nn++] = o;
-            }
-          }
+      for (let i = bStart[t], e = i + bLen[t]; i < e; i++) {
+        const cy = py + bDy[i];
+        const cx = px + bDx[i];
+        if (cy < 0 || cy >= H || cx < 0 || cx >= W) continue;
+        const o = owner[cy * W + cx];
+        if (mark[o] !== this.stamp) {
+          mark[o] = this.stamp;
+          nb[nn++] = o;
         }
       }
       for (let j = 0; j < nn; j++) {

@@ -18,18 +18,25 @@ export class PairIndex {
   kc: Int32Array;
   /** Number of entries. */
   size = 0;
+  /** Hash slots, 4 ints each: a, b, c, entry index (-1 = empty); one cache line per probe. */
   private slots: Int32Array;
   private mask: number;
 
   constructor(initialCapacity = 1024) {
     let cap = 16;
     while (cap < initialCapacity * 2) cap *= 2;
-    this.slots = new Int32Array(cap).fill(-1);
+    this.slots = PairIndex.emptySlots(cap);
     this.mask = cap - 1;
     const n = Math.max(16, initialCapacity);
     this.ka = new Int32Array(n);
     this.kb = new Int32Array(n);
     this.kc = new Int32Array(n);
+  }
+
+  private static emptySlots(cap: number): Int32Array {
+    const s = new Int32Array(cap * 4);
+    for (let i = 3; i < s.length; i += 4) s[i] = -1;
+    return s;
   }
 
   private static hash(a: number, b: number, c: number): number {
@@ -41,24 +48,26 @@ export class PairIndex {
 
   /** The dense index of (a, b, c), or -1. */
   find(a: number, b: number, c: number): number {
-    const { slots, mask, ka, kb, kc } = this;
+    const { slots, mask } = this;
     let s = PairIndex.hash(a, b, c) & mask;
     for (;;) {
-      const i = slots[s];
+      const o = s << 2;
+      const i = slots[o + 3];
       if (i < 0) return -1;
-      if (ka[i] === a && kb[i] === b && kc[i] === c) return i;
+      if (slots[o] === a && slots[o + 1] === b && slots[o + 2] === c) return i;
       s = (s + 1) & mask;
     }
   }
 
   /** The dense index of (a, b, c), inserting it when missing (check `size` before/after to tell). */
   intern(a: number, b: number, c: number): number {
-    const { slots, mask, ka, kb, kc } = this;
+    const { slots, mask } = this;
     let s = PairIndex.hash(a, b, c) & mask;
     for (;;) {
-      const i = slots[s];
+      const o = s << 2;
+      const i = slots[o + 3];
       if (i < 0) break;
-      if (ka[i] === a && kb[i] === b && kc[i] === c) return i;
+      if (slots[o] === a && slots[o + 1] === b && slots[o + 2] === c) return i;
       s = (s + 1) & mask;
     }
     const i = this.size++;
@@ -66,8 +75,12 @@ export class PairIndex {
     this.ka[i] = a;
     this.kb[i] = b;
     this.kc[i] = c;
-    slots[s] = i;
-    if (this.size * 2 > slots.length) this.rehash();
+    const o = s << 2;
+    slots[o] = a;
+    slots[o + 1] = b;
+    slots[o + 2] = c;
+    slots[o + 3] = i;
+    if (this.size * 2 > mask + 1) this.rehash();
     return i;
   }
 
@@ -84,13 +97,20 @@ export class PairIndex {
   }
 
   private rehash(): void {
-    const cap = this.slots.length * 2;
-    const slots = new Int32Array(cap).fill(-1);
+    const cap = (this.mask + 1) * 2;
+    const slots = PairIndex.emptySlots(cap);
     const mask = cap - 1;
     for (let i = 0; i < this.size; i++) {
-      let s = PairIndex.hash(this.ka[i], this.kb[i], this.kc[i]) & mask;
-      while (slots[s] >= 0) s = (s + 1) & mask;
-      slots[s] = i;
+      const a = this.ka[i];
+      const b = this.kb[i];
+      const c = this.kc[i];
+      let s = PairIndex.hash(a, b, c) & mask;
+      while (slots[(s << 2) + 3] >= 0) s = (s + 1) & mask;
+      const o = s << 2;
+      slots[o] = a;
+      slots[o + 1] = b;
+      slots[o + 2] = c;
+      slots[o + 3] = i;
     }
     this.slots = slots;
     this.mask = mask;

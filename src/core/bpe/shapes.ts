@@ -55,11 +55,26 @@ export class ShapeTable {
   cellDy: Int32Array;
   cellDx: Int32Array;
   cellCode: Int32Array;
+  /**
+   * Contact cells of each shape: the cells outside it that touch it in an
+   * allowed direction, relative to the anchor (flat, like the cells). A
+   * neighbour instance covers one of these; scanning them instead of all
+   * 4 sides of every cell skips the shape's inside.
+   */
+  bStart: Int32Array;
+  bLen: Int32Array;
+  bDy: Int32Array;
+  bDx: Int32Array;
   private nCells: number;
+  private nContacts = 0;
+  private readonly horizontal: boolean;
+  private readonly vertical: boolean;
   private readonly byShape = new Map<string, number>();
 
-  constructor(baseVocab: number) {
+  constructor(baseVocab: number, directions: 'horizontal' | 'vertical' | 'both' = 'both') {
     this.baseVocab = baseVocab;
+    this.horizontal = directions !== 'vertical';
+    this.vertical = directions !== 'horizontal';
     this.size = baseVocab;
     const cap = Math.max(16, baseVocab * 2);
     this.start = new Int32Array(cap);
@@ -70,13 +85,57 @@ export class ShapeTable {
     this.cellDy = new Int32Array(cap * 2);
     this.cellDx = new Int32Array(cap * 2);
     this.cellCode = new Int32Array(cap * 2);
+    this.bStart = new Int32Array(cap);
+    this.bLen = new Int32Array(cap);
+    this.bDy = new Int32Array(cap * 4);
+    this.bDx = new Int32Array(cap * 4);
     for (let c = 0; c < baseVocab; c++) {
       this.start[c] = c;
       this.len[c] = 1;
       this.height[c] = 1;
       this.cellCode[c] = c;
+      this.setContacts(c, [{ dy: 0, dx: 0, code: c }]);
     }
     this.nCells = baseVocab;
+  }
+
+  private setContacts(id: number, cells: readonly ShapeCell[]): void {
+    const inside = new Set<number>();
+    for (const c of cells) inside.add(packOffset(c.dy + 1, c.dx));
+    const out = new Set<number>();
+    const add = (dy: number, dx: number): void => {
+      const k = packOffset(dy + 1, dx);
+      if (!inside.has(k)) out.add(k);
+    };
+    for (const c of cells) {
+      if (this.horizontal) {
+        add(c.dy, c.dx - 1);
+        add(c.dy, c.dx + 1);
+      }
+      if (this.vertical) {
+        add(c.dy - 1, c.dx);
+        add(c.dy + 1, c.dx);
+      }
+    }
+    const list = [...out].sort((a, b) => a - b);
+    if (this.nContacts + list.length > this.bDy.length) {
+      let n = this.bDy.length;
+      while (n < this.nContacts + list.length) n *= 2;
+      const grow = (x: Int32Array): Int32Array => {
+        const y = new Int32Array(n);
+        y.set(x);
+        return y;
+      };
+      this.bDy = grow(this.bDy);
+      this.bDx = grow(this.bDx);
+    }
+    this.bStart[id] = this.nContacts;
+    this.bLen[id] = list.length;
+    for (const k of list) {
+      this.bDy[this.nContacts] = offsetDy(k) - 1;
+      this.bDx[this.nContacts] = offsetDx(k);
+      this.nContacts++;
+    }
   }
 
   /** Cells of the shape made by putting b's anchor at (dy, dx) from a's anchor (not stored). */
@@ -144,6 +203,7 @@ export class ShapeTable {
     this.minDx[id] = lo;
     this.maxDx[id] = hi;
     this.byShape.set(key, id);
+    this.setContacts(id, cells);
     return id;
   }
 
@@ -170,6 +230,8 @@ export class ShapeTable {
       this.height = grow(this.height);
       this.minDx = grow(this.minDx);
       this.maxDx = grow(this.maxDx);
+      this.bStart = grow(this.bStart);
+      this.bLen = grow(this.bLen);
     }
     if (cells > this.cellDy.length) {
       let n = this.cellDy.length;

@@ -175,7 +175,7 @@ export class BpeTrainer {
     checkOneOf('priority', o.priority, ['frequency', 'spatial'] as const);
     if (!Array.isArray(corpus)) throw invalidOption('corpus', 'an array of {codes, h, w} grids', corpus);
     this.options = Object.freeze(o);
-    this.shapes = new ShapeTable(o.baseVocab);
+    this.shapes = new ShapeTable(o.baseVocab, o.directions);
     this.horizontal = o.directions !== 'vertical';
     this.vertical = o.directions !== 'horizontal';
     this.spatial = o.priority === 'spatial';
@@ -221,7 +221,7 @@ export class BpeTrainer {
         this.gridOf[p] = g;
       }
     }
-    const poolCap = Math.max(1024, 2 * N + 1024);
+    const poolCap = Math.max(1024, 4 * N + 1024);
     this.nodePos = new Int32Array(poolCap);
     this.nodeNext = new Int32Array(poolCap);
     this.initialCounts();
@@ -246,7 +246,13 @@ export class BpeTrainer {
       const prio = this.heapPrio[0];
       const key = this.heapKey[0];
       this.heapPop();
-      if (prio !== this.priority(key)) continue; // stale entry
+      const cur = this.priority(key);
+      if (prio !== cur) {
+        // Stale. In frequency mode only increases are pushed when they happen, so an entry above the
+        // current count stands for a decrease: put the key back at its current count.
+        if (!this.spatial && prio > cur && cur > 0) this.heapPush(cur, key);
+        continue;
+      }
       if (this.count[key] < o.minFrequency) {
         if (!this.spatial) break; // frequency heap: nothing better below
         continue;
@@ -417,6 +423,7 @@ export class BpeTrainer {
   private addCount(k: number, delta: number): void {
     if (delta === 0) return;
     this.count[k] += delta;
+    if (!this.spatial && delta < 0) return; // decreases are found lazily when the entry is popped
     if (this.spatial) {
       const g = this.groupOf[k];
       this.groupTotal[g] += delta;
@@ -473,68 +480,95 @@ export class BpeTrainer {
   private initialCounts(): void {
     const G = this.gridH.length;
     const tok = this.tok;
+    // Pass 1: the key of every adjacent pair of cells (pairs of a key end up contiguous in the pool,
+    // in raster order, so that merging walks memory in order).
+    let nPairs = 0;
+    for (let g = 0; g < G; g++) {
+      const H = this.gridH[g];
+      const W = this.gridW[g];
+      if (this.horizontal) nPairs += H * (W - 1);
+      if (this.vertical) nPairs += (H - 1) * W;
+    }
+    const pairKey = new Int32Array(nPairs);
+    const pairPos = new Int32Array(nPairs);
+    let m = 0;
+    const pair = (p: number, q: number, dy: number, dx: number): void => {
+      const a = tok[p];
+      const b = tok[q];
+      const k = this.keyOf(a, b, dy, dx);
+      if (this.flags[k] & FORBIDDEN) return;
+      pairKey[m] = k;
+      pairPos[m++] = p;
+      if (a !== b) this.count[k]++;
+    };
+    // Self pairs: a run of L equal codes along a row (column) gives floor(L/2) merges.
+    const run = (c: number, L: number, dy: number, dx: number): void => {
+      if (L < 2) return;
+      const k = this.keyOf(c, c, dy, dx);
+      if (!(this.flags[k] & FORBIDDEN)) this.count[k] += L >> 1;
+    };
     for (let g = 0; g < G; g++) {
       const s = this.gridStart[g];
       const H = this.gridH[g];
       const W = this.gridW[g];
+      for (let y = 0; y < H; y++) {
+        for (let x = 0; x < W; x++) {
+          const p = s + y * W + x;
+          if (this.horizontal && x + 1 < W) pair(p, p + 1, 0, 1);
+          if (this.vertical && y + 1 < H) pair(p, p + W, 1, 0);
+        }
+      }
       if (this.horizontal) {
         for (let y = 0; y < H; y++) {
-          const row = s + y * W;
-          for (let x = 0; x + 1 < W; x++) {
-            const p = row + x;
-            const a = tok[p];
-            const b = tok[p + 1];
-            const k = this.keyOf(a, b, 0, 1);
-            if (this.flags[k] & FORBIDDEN) continue;
-            this.pushPosition(k, p);
-            if (a !== b) this.count[k]++;
-          }
-          // Self pairs: a run of L equal codes gives floor(L/2) merges.
-          let run = 1;
+          let L = 1;
           for (let x = 1; x <= W; x++) {
-            if (x < W && tok[row + x] === tok[row + x - 1]) {
-              run++;
-            } else {
-              if (run >= 2) {
-                const k = this.keyOf(tok[row + x - 1], tok[row + x - 1], 0, 1);
-                if (!(this.flags[k] & FORBIDDEN)) this.count[k] += run >> 1;
-              }
-              run = 1;
+            const p = s + y * W + x;
+            if (x < W && tok[p] === tok[p - 1]) L++;
+            else {
+              run(tok[p - 1], L, 0, 1);
+              L = 1;
             }
           }
         }
       }
       if (this.vertical) {
         for (let x = 0; x < W; x++) {
-          for (let y = 0; y + 1 < H; y++) {
-            const p = s + y * W + x;
-            const a = tok[p];
-            const b = tok[p + W];
-            const k = this.keyOf(a, b, 1, 0);
-            if (this.flags[k] & FORBIDDEN) continue;
-            this.pushPosition(k, p);
-            if (a !== b) this.count[k]++;
-          }
-          let run = 1;
+          let L = 1;
           for (let y = 1; y <= H; y++) {
-            if (y < H && tok[s + y * W + x] === tok[s + (y - 1) * W + x]) {
-              run++;
-            } else {
-              if (run >= 2) {
-                const c = tok[s + (y - 1) * W + x];
-                const k = this.keyOf(c, c, 1, 0);
-                if (!(this.flags[k] & FORBIDDEN)) this.count[k] += run >> 1;
-              }
-              run = 1;
+            const p = s + y * W + x;
+            if (y < H && tok[p] === tok[p - W]) L++;
+            else {
+              run(tok[p - W], L, 1, 0);
+              L = 1;
             }
           }
         }
       }
     }
-    for (let k = 0; k < this.keys.size; k++) {
+    // Pass 2: counting sort of the pairs by key into the position pool.
+    const nKeys = this.keys.size;
+    const base = new Int32Array(nKeys + 1);
+    for (let i = 0; i < m; i++) base[pairKey[i] + 1]++;
+    for (let k = 0; k < nKeys; k++) base[k + 1] += base[k];
+    if (this.nodePos.length < m + 1024) {
+      this.nodePos = new Int32Array(m + 1024 + m);
+      this.nodeNext = new Int32Array(m + 1024 + m);
+    }
+    const fill = base.slice(0, nKeys);
+    for (let i = 0; i < m; i++) this.nodePos[fill[pairKey[i]]++] = pairPos[i];
+    for (let k = 0; k < nKeys; k++) {
+      const b0 = base[k];
+      const b1 = base[k + 1];
+      if (b1 === b0) continue;
+      this.head[k] = b0;
+      for (let nd = b0; nd < b1 - 1; nd++) this.nodeNext[nd] = nd + 1;
+      this.nodeNext[b1 - 1] = -1;
+    }
+    this.poolUsed = m;
+    for (let k = 0; k < nKeys; k++) {
       if (this.spatial && this.count[k] > 0) this.groupTotal[this.groupOf[k]] += this.count[k];
     }
-    for (let k = 0; k < this.keys.size; k++) {
+    for (let k = 0; k < nKeys; k++) {
       if (this.count[k] > 0) this.heapPush(this.priority(k), k);
     }
   }
@@ -545,56 +579,38 @@ export class BpeTrainer {
     const g = this.gridOf[x];
     const H = this.gridH[g];
     const W = this.gridW[g];
-    const { start, len, cellDy, cellDx } = this.shapes;
+    const { bStart, bLen, bDy, bDx } = this.shapes;
     const owner = this.owner;
     const tok = this.tok;
     const mark = this.mark;
-    if (this.nb.length < 4 * len[t] + 4) this.nb = new Int32Array(8 * len[t] + 8);
+    if (this.nb.length < bLen[t]) this.nb = new Int32Array(2 * bLen[t]);
     const nb = this.nb;
-    let s = ++this.stamp;
-    if (s >= 0x7fffffff) {
-      mark.fill(0);
-      s = this.stamp = 1;
+    const small = bLen[t] <= 16;
+    let s = this.stamp;
+    if (!small) {
+      s = ++this.stamp;
+      if (s >= 0x7fffffff) {
+        mark.fill(0);
+        s = this.stamp = 1;
+      }
     }
-    mark[x] = s;
     let n = 0;
     const y0 = this.rowOf[x];
     const x0 = this.colOf[x];
-    for (let i = start[t], e = i + len[t]; i < e; i++) {
-      const cy = y0 + cellDy[i];
-      const cx = x0 + cellDx[i];
-      const cell = x + cellDy[i] * W + cellDx[i];
-      if (this.horizontal) {
-        if (cx > 0) {
-          const o = owner[cell - 1];
-          if (mark[o] !== s && tok[o] >= 0) {
-            mark[o] = s;
-            nb[n++] = o;
-          }
-        }
-        if (cx + 1 < W) {
-          const o = owner[cell + 1];
-          if (mark[o] !== s && tok[o] >= 0) {
-            mark[o] = s;
-            nb[n++] = o;
-          }
-        }
-      }
-      if (this.vertical) {
-        if (cy > 0) {
-          const o = owner[cell - W];
-          if (mark[o] !== s && tok[o] >= 0) {
-            mark[o] = s;
-            nb[n++] = o;
-          }
-        }
-        if (cy + 1 < H) {
-          const o = owner[cell + W];
-          if (mark[o] !== s && tok[o] >= 0) {
-            mark[o] = s;
-            nb[n++] = o;
-          }
-        }
+    for (let i = bStart[t], e = i + bLen[t]; i < e; i++) {
+      const cy = y0 + bDy[i];
+      const cx = x0 + bDx[i];
+      if (cy < 0 || cy >= H || cx < 0 || cx >= W) continue;
+      const o = owner[x + bDy[i] * W + bDx[i]];
+      if (tok[o] < 0) continue;
+      if (small) {
+        // Few contacts: a linear scan of the found neighbours beats a random access to mark[].
+        let j = 0;
+        while (j < n && nb[j] !== o) j++;
+        if (j === n) nb[n++] = o;
+      } else if (mark[o] !== s) {
+        mark[o] = s;
+        nb[n++] = o;
       }
     }
     return n;
@@ -707,6 +723,7 @@ export class BpeTrainer {
       this.touchedGroups.length = 0;
       return;
     }
+    // Keys whose count went up at least once in this step (it may have gone down again: push the current count).
     for (const k of this.touched) {
       this.flags[k] &= ~TOUCHED;
       if (this.count[k] > 0) this.heapPush(this.count[k], k);
