@@ -73,6 +73,27 @@ describe('store put/get', () => {
 });
 
 describe('refs and prefixes', () => {
+  it('a name whose bundle file is missing is STORE_NOT_FOUND saying so', async () => {
+    const store = openStore(await tmpDir());
+    const id = await store.put(bundle(8), { name: 'default' });
+    await fsp.rm(store.pathOf(id));
+    await expect(store.get('default')).rejects.toMatchObject({
+      code: 'STORE_NOT_FOUND',
+      message: `Name "default" in store ${store.dir} points at ${id}, but ${store.pathOf(id)} is missing`,
+    });
+  });
+
+  it('a loaded bundle can be changed and put back: its old id is ignored, the new one computed', async () => {
+    const store = openStore(await tmpDir());
+    const id = await store.put(bundle(9));
+    const b = await store.get(id);
+    expect(await store.put(b)).toBe(id);
+    b.tensors.codebook.data[0] += 1;
+    const child = await store.put({ ...b, parents: [id] });
+    expect(child).not.toBe(id);
+    expect((await store.get(child)).parents).toEqual([id]);
+  });
+
   it('an ambiguous prefix lists the candidates; a longer one resolves', async () => {
     const store = openStore(await tmpDir());
     await fsp.mkdir(store.dir, { recursive: true });
