@@ -358,7 +358,8 @@ export interface StoreSetOptions {
 /** Where the user's store is: the option, else env VTOK_STORE, else ~/.vtok/store ('~/' expanded). */
 export function defaultStoreDir(options: { store?: string; env?: Readonly<Record<string, string | undefined>> } = {}): string {
   const env = options.env ?? process.env;
-  const chosen = options.store ?? (env.VTOK_STORE ? env.VTOK_STORE : path.join(os.homedir(), '.vtok', 'store'));
+  // An empty option or variable counts as unset (a shell's `VTOK_STORE= vtok ...`).
+  const chosen = options.store || env.VTOK_STORE || path.join(os.homedir(), '.vtok', 'store');
   return path.resolve(chosen === '~' || chosen.startsWith('~/') ? path.join(os.homedir(), chosen.slice(1)) : chosen);
 }
 

@@ -221,6 +221,7 @@ describe('store search path', () => {
     expect(defaultStoreDir({ env: { VTOK_STORE: '/c' } })).toBe('/c');
     expect(defaultStoreDir({ env: { VTOK_STORE: '' } })).toBe(path.join(os.homedir(), '.vtok', 'store'));
     expect(defaultStoreDir({ env: {} })).toBe(path.join(os.homedir(), '.vtok', 'store'));
+    expect(defaultStoreDir({ store: '', env: { VTOK_STORE: '/c' } })).toBe('/c');
     expect(defaultStoreDir({ store: '~/x', env: {} })).toBe(path.join(os.homedir(), 'x'));
     expect(defaultStoreDir({ store: 'rel', env: {} })).toBe(path.resolve('rel'));
   });
