@@ -249,6 +249,10 @@ function sourceText(source: Source): string {
 async function start(req: Request): Promise<BackendInfo> {
   const reasons: string[] = [];
   const versions = baseVersions();
+  // Register for every backend, not only the chosen one: code may still
+  // switch with tf.setBackend, and the cpu fix must hold there too.
+  registerVtokKernels('cpu');
+  registerVtokKernels('wasm');
   const finish = (backend: BackendName, threads: number, simd: boolean): BackendInfo => ({
     backend,
     threads,
@@ -276,8 +280,6 @@ async function start(req: Request): Promise<BackendInfo> {
   }
 
   if (req.backend === 'wasm' || req.backend === undefined) {
-    // Kernels first: the wasm ones wrap stock kernels whose setup runs when the backend starts.
-    registerVtokKernels('wasm');
     try {
       const { threads, simd } = await startWasm(req, reasons);
       if (threads < Math.min(req.threads, WASM_MAX_THREADS)) {
@@ -297,7 +299,6 @@ async function start(req: Request): Promise<BackendInfo> {
     reasons.push(`wasm: not tried; "${req.backend}" was asked for by ${sourceText(req.backendSource)}`);
   }
 
-  registerVtokKernels('cpu');
   await startCpu();
   if (req.backend !== 'cpu') {
     req.warn(

@@ -17,8 +17,10 @@
  * 3. The glue pre-spawns 8 workers whatever the thread count; we spawn
  *    `threads - 1` (the calling thread is the pool's first thread), at least 1
  *    because the glue waits for one worker to load before it resolves.
+ * 4. The glue installs process listeners that re-throw uncaught errors from
+ *    inside itself; we drop them (Node's defaults behave the same).
  *
- * (1)-(3) are small, exact-string edits of the Emscripten glue, applied in
+ * (1)-(4) are small, exact-string edits of the Emscripten glue, applied in
  * memory before it is evaluated. tfjs is pinned (4.22.0); if an edit does not
  * apply to the installed glue, `createThreadedWasmBackend` throws and the
  * caller falls back to the stock single-threaded build with that reason.
@@ -61,6 +63,15 @@ const GLUE_EDITS: GlueEdit[] = [
     what: 'logical core count',
     from: '_emscripten_num_logical_cores(){if(ENVIRONMENT_IS_NODE)return require("os").cpus().length;',
     to: '_emscripten_num_logical_cores(){if(ENVIRONMENT_IS_NODE)return Module["vtokLogicalCores"];',
+  },
+  {
+    // The glue re-throws every uncaught exception and unhandled rejection
+    // from its own listeners, so Node would print the glue's one 50 kB line
+    // as the throw site of any error anywhere. Node's defaults do the same
+    // without that.
+    what: 'process error listeners',
+    from: 'process["on"]("uncaughtException",function(ex){if(!(ex instanceof ExitStatus)){throw ex}});process["on"]("unhandledRejection",function(reason){throw reason});',
+    to: '',
   },
   {
     what: 'worker start-up',

@@ -1,11 +1,98 @@
 /**
- * Kernels vtok registers with TensorFlow.js, per backend. Filled in by the
- * kernel modules in this folder; `registerVtokKernels` is idempotent.
+ * The kernels vtok registers with TensorFlow.js, per backend, and why.
+ *
+ * wasm (tfjs-backend-wasm 4.22 registers 157 kernels, cpu 172; of those
+ * missing, training needs the first two):
+ *   Conv2DBackpropFilter  missing: every conv weight gradient
+ *   UnsortedSegmentSum    missing: every gather gradient (embeddings, codebooks)
+ *   Conv2DBackpropInput   stock is a scalar loop (~2.5 GFLOP/s); conv input
+ *                         gradients and conv2dTranspose
+ *   BatchMatMul           stock uses XNNPACK only for batch 1 without
+ *                         transposes; attention and all matmul gradients
+ *   Slice, SplitV, Unpack, StridedSlice
+ *                         stock copies the whole input out of the heap first
+ *   MaxPoolGrad           stock routes all-negative windows wrongly (bug)
+ * cpu:
+ *   ResizeNearestNeighborGrad  stock is wrong for batch > 1 (bug)
+ *
+ * `registerVtokKernels` is idempotent. Replaced kernels keep the stock
+ * kernel's setup (which binds its C++ function when a backend starts), so the
+ * stock kernel can still be called, e.g. by tests comparing the two.
  */
+import * as tf from '@tensorflow/tfjs';
+import { batchMatMulWasm, setupBatchMatMulWasm } from './batch-matmul';
+import { conv2dBackpropFilterWasm } from './conv2d-backprop-filter';
+import { conv2dBackpropInputWasm } from './conv2d-backprop-input';
+import { maxPoolGradWasm } from './max-pool-grad';
+import { resizeNearestNeighborGradCpu } from './resize-nearest-grad';
+import { sliceWasm, splitVWasm, stridedSliceWasm, unpackWasm } from './slice';
+import { unsortedSegmentSumWasm } from './unsorted-segment-sum';
+import type { KernelArgs } from './wasm-util';
+
 export type KernelBackendName = 'wasm' | 'cpu' | 'tensorflow';
+
+type VtokKernelFunc = (args: KernelArgs, stock: tf.KernelConfig | undefined) => tf.TensorInfo | tf.TensorInfo[];
+
+interface VtokKernel {
+  name: string;
+  kernelFunc: VtokKernelFunc;
+  setupFunc?: (backend: unknown) => void;
+}
+
+const WASM_KERNELS: VtokKernel[] = [
+  { name: 'Conv2DBackpropFilter', kernelFunc: (a) => conv2dBackpropFilterWasm(a) },
+  { name: 'Conv2DBackpropInput', kernelFunc: (a) => conv2dBackpropInputWasm(a) },
+  { name: 'BatchMatMul', kernelFunc: (a) => batchMatMulWasm(a), setupFunc: setupBatchMatMulWasm },
+  { name: 'UnsortedSegmentSum', kernelFunc: (a) => unsortedSegmentSumWasm(a) },
+  { name: 'Slice', kernelFunc: (a, stock) => sliceWasm(a, required(stock, 'Slice')) },
+  { name: 'SplitV', kernelFunc: (a) => splitVWasm(a) },
+  { name: 'Unpack', kernelFunc: (a) => unpackWasm(a) },
+  { name: 'StridedSlice', kernelFunc: (a, stock) => stridedSliceWasm(a, required(stock, 'StridedSlice')) },
+  { name: 'MaxPoolGrad', kernelFunc: (a) => maxPoolGradWasm(a) },
+];
+
+const CPU_KERNELS: VtokKernel[] = [{ name: 'ResizeNearestNeighborGrad', kernelFunc: (a) => resizeNearestNeighborGradCpu(a) }];
+
+const KERNELS: Record<KernelBackendName, VtokKernel[]> = { wasm: WASM_KERNELS, cpu: CPU_KERNELS, tensorflow: [] };
+
+function required(stock: tf.KernelConfig | undefined, name: string): tf.KernelConfig {
+  if (!stock) throw new Error(`the stock wasm ${name} kernel was not registered`);
+  return stock;
+}
+
+const done = new Set<KernelBackendName>();
+const stockKernels = new Map<string, tf.KernelConfig>();
 
 /** Registers vtok's kernels for `backendName` (once) and returns their names. */
 export function registerVtokKernels(backendName: KernelBackendName): string[] {
-  void backendName;
-  return [];
+  const kernels = KERNELS[backendName];
+  if (!done.has(backendName)) {
+    for (const k of kernels) {
+      const stock = tf.getKernel(k.name, backendName);
+      if (stock) {
+        stockKernels.set(`${backendName}/${k.name}`, stock);
+        tf.unregisterKernel(k.name, backendName);
+      }
+      tf.registerKernel({
+        kernelName: k.name,
+        backendName,
+        kernelFunc: ((args: KernelArgs) => k.kernelFunc(args, stock)) as tf.KernelFunc,
+        setupFunc: (backend: object) => {
+          stock?.setupFunc?.(backend as tf.KernelBackend);
+          k.setupFunc?.(backend);
+        },
+        disposeFunc: stock?.disposeFunc,
+      });
+    }
+    done.add(backendName);
+  }
+  return kernels.map((k) => k.name);
+}
+
+/**
+ * The kernel tfjs registered under `name` before vtok replaced it (for tests
+ * and benchmarks that compare the two), or undefined if vtok added it.
+ */
+export function stockKernel(name: string, backendName: KernelBackendName): tf.KernelConfig | undefined {
+  return stockKernels.get(`${backendName}/${name}`);
 }

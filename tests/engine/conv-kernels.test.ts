@@ -1,0 +1,97 @@
+// vtok's wasm conv gradient kernels against the cpu backend, on many shapes.
+// Tolerance: 2e-5 of the output's scale (float32 sums over up to ~2,000 terms
+// in a different order).
+import * as tf from '@tensorflow/tfjs';
+import { initBackend, shutdownBackend } from '../../src/engine/backend';
+import { Rng } from '../../src/core/random';
+import { expectSameOnBoth, randn } from './helpers';
+
+const TOL = 2e-5;
+
+beforeAll(async () => {
+  await initBackend({ backend: 'wasm', threads: 2 });
+});
+afterAll(() => shutdownBackend());
+
+interface ConvCase {
+  x: [number, number, number, number];
+  f: [number, number, number, number];
+  strides: number | [number, number];
+  pad: 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]];
+}
+
+const CASES: ConvCase[] = [
+  { x: [1, 5, 5, 1], f: [3, 3, 1, 1], strides: 1, pad: 'same' },
+  { x: [2, 7, 7, 3], f: [3, 3, 3, 4], strides: 1, pad: 'valid' },
+  { x: [2, 8, 8, 4], f: [3, 3, 4, 6], strides: 2, pad: 'same' },
+  { x: [2, 9, 9, 3], f: [3, 3, 3, 5], strides: 2, pad: 'valid' }, // stride does not divide: last row/col unread
+  { x: [3, 8, 8, 5], f: [4, 4, 5, 3], strides: 2, pad: 'same' }, // even kernel: asymmetric padding
+  { x: [2, 7, 9, 2], f: [4, 4, 2, 3], strides: 2, pad: 'valid' },
+  { x: [2, 6, 6, 8], f: [1, 1, 8, 4], strides: 1, pad: 'valid' },
+  { x: [2, 7, 7, 4], f: [1, 1, 4, 4], strides: 2, pad: 'same' },
+  { x: [1, 10, 11, 3], f: [5, 5, 3, 2], strides: 3, pad: 'same' },
+  { x: [2, 9, 8, 3], f: [3, 1, 3, 4], strides: [1, 2], pad: 'same' },
+  { x: [2, 9, 9, 2], f: [3, 3, 2, 3], strides: 2, pad: [[0, 0], [1, 2], [2, 0], [0, 0]] },
+  { x: [2, 12, 12, 8], f: [3, 3, 8, 16], strides: 1, pad: 'same' },
+  { x: [2, 5, 5, 3], f: [4, 4, 3, 2], strides: 1, pad: [[0, 0], [4, 0], [0, 5], [0, 0]] }, // pads wider than the filter
+];
+
+function describeCase(c: ConvCase): string {
+  return `x ${c.x.join('x')} filter ${c.f.join('x')} stride ${c.strides} pad ${JSON.stringify(c.pad)}`;
+}
+
+describe('Conv2DBackpropFilter and Conv2DBackpropInput (conv2d gradients)', () => {
+  it.each(CASES.map((c) => [describeCase(c), c] as const))('%s', async (_, c) => {
+    const rng = new Rng(17);
+    const xv = randn(rng, c.x);
+    const fv = randn(rng, c.f, 0.3);
+    const y = tf.tidy(() => tf.conv2d(tf.tensor4d(xv, c.x), tf.tensor4d(fv, c.f), c.strides, c.pad));
+    const dyv = randn(rng, y.shape);
+    const dyShape = y.shape as [number, number, number, number];
+    y.dispose();
+    await expectSameOnBoth(
+      () =>
+        tf.tidy(() => {
+          const x = tf.tensor4d(xv, c.x);
+          const f = tf.tensor4d(fv, c.f);
+          const dy = tf.tensor4d(dyv, dyShape);
+          const [dx, df] = tf.grads((a: tf.Tensor4D, b: tf.Tensor4D) => tf.conv2d(a, b, c.strides, c.pad))([x, f], dy);
+          return [dx, df];
+        }),
+      TOL,
+    );
+  });
+});
+
+describe('conv2dTranspose (Conv2DBackpropInput forward) and its gradient', () => {
+  it.each([
+    { y: [2, 4, 4, 6], f: [4, 4, 3, 6], out: [2, 8, 8, 3], s: 2, pad: 'same' as const },
+    { y: [2, 4, 4, 6], f: [3, 3, 3, 6], out: [2, 9, 9, 3], s: 2, pad: 'valid' as const },
+    { y: [1, 5, 5, 2], f: [3, 3, 4, 2], out: [1, 5, 5, 4], s: 1, pad: 'same' as const },
+  ])('input $y filter $f stride $s $pad', async ({ y, f, out, s, pad }) => {
+    const rng = new Rng(5);
+    const yv = randn(rng, y);
+    const fv = randn(rng, f, 0.3);
+    const gv = randn(rng, out);
+    await expectSameOnBoth(
+      () =>
+        tf.tidy(() => {
+          const yt = tf.tensor4d(yv, y as [number, number, number, number]);
+          const ft = tf.tensor4d(fv, f as [number, number, number, number]);
+          const fn = (a: tf.Tensor4D, b: tf.Tensor4D) => tf.conv2dTranspose(a, b, out as [number, number, number, number], s, pad);
+          const [da, db] = tf.grads(fn)([yt, ft], tf.tensor4d(gv, out as [number, number, number, number]));
+          return [fn(yt, ft), da, db];
+        }),
+      TOL,
+    );
+  });
+});
+
+it('the replaced Conv2DBackpropInput is the one running on wasm (2x2 hand-worked example)', async () => {
+  await tf.setBackend('wasm');
+  // x 1x3x3x1, filter 2x2 of ones, stride 1, valid: dx = dy spread over each 2x2 window.
+  const dy = tf.tensor4d([1, 2, 3, 4], [1, 2, 2, 1]);
+  const dx = tf.conv2dTranspose(dy, tf.ones([2, 2, 1, 1]) as tf.Tensor4D, [1, 3, 3, 1], 1, 'valid');
+  expect(Array.from(dx.dataSync())).toEqual([1, 3, 2, 4, 10, 6, 3, 7, 4]);
+  tf.dispose([dy, dx]);
+});
