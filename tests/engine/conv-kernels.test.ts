@@ -55,7 +55,7 @@ describe('Conv2DBackpropFilter and Conv2DBackpropInput (conv2d gradients)', () =
           const x = tf.tensor4d(xv, c.x);
           const f = tf.tensor4d(fv, c.f);
           const dy = tf.tensor4d(dyv, dyShape);
-          const [dx, df] = tf.grads((a: tf.Tensor4D, b: tf.Tensor4D) => tf.conv2d(a, b, c.strides, c.pad))([x, f], dy);
+          const [dx, df] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.strides, c.pad))([x, f], dy);
           return [dx, df];
         }),
       TOL,
@@ -78,7 +78,7 @@ describe('conv2dTranspose (Conv2DBackpropInput forward) and its gradient', () =>
         tf.tidy(() => {
           const yt = tf.tensor4d(yv, y as [number, number, number, number]);
           const ft = tf.tensor4d(fv, f as [number, number, number, number]);
-          const fn = (a: tf.Tensor4D, b: tf.Tensor4D) => tf.conv2dTranspose(a, b, out as [number, number, number, number], s, pad);
+          const fn = (a: tf.Tensor, b: tf.Tensor) => tf.conv2dTranspose(a as tf.Tensor4D, b as tf.Tensor4D, out as [number, number, number, number], s, pad);
           const [da, db] = tf.grads(fn)([yt, ft], tf.tensor4d(gv, out as [number, number, number, number]));
           return [fn(yt, ft), da, db];
         }),

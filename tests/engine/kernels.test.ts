@@ -172,7 +172,7 @@ describe('tfjs 4.22 bug: wasm MaxPoolGrad with all-negative windows', () => {
   // {-5 -1 -7 -8} has its max -1 at (0, 1); {-3 -2 -6 -4} has -2 at (0, 3).
   const x = [-5, -1, -3, -2, -7, -8, -6, -4];
   const want = [0, 1, 0, 1, 0, 0, 0, 0];
-  const grad = () => tf.tidy(() => tf.grad((a: tf.Tensor4D) => tf.maxPool(a, 2, 2, 'valid'))(tf.tensor4d(x, [1, 2, 4, 1])));
+  const grad = () => tf.tidy(() => tf.grad((a: tf.Tensor) => tf.maxPool(a as tf.Tensor4D, 2, 2, 'valid'))(tf.tensor4d(x, [1, 2, 4, 1])));
 
   it('stock wasm kernel routes the gradient wrongly', async () => {
     await tf.setBackend('wasm');
@@ -203,7 +203,7 @@ describe('tfjs 4.22 bug: wasm MaxPoolGrad with all-negative windows', () => {
       [2, 2, 'valid'],
       [3, 1, 'same'],
     ] as const) {
-      await expectSameOnBoth(() => tf.tidy(() => tf.grad((a: tf.Tensor4D) => tf.maxPool(a, k, s, pad).square().sum())(tf.tensor4d(xv, [2, 9, 8, 3]))), 1e-6);
+      await expectSameOnBoth(() => tf.tidy(() => tf.grad((a: tf.Tensor) => tf.maxPool(a as tf.Tensor4D, k, s, pad).square().sum())(tf.tensor4d(xv, [2, 9, 8, 3]))), 1e-6);
     }
   });
 });
@@ -225,7 +225,7 @@ describe('tfjs 4.22 bug: cpu ResizeNearestNeighborGrad with batch > 1', () => {
   const [B, H, W, C, NH, NW] = [2, 3, 4, 2, 6, 8];
   const dyv = randn(new Rng(21), [B, NH, NW, C]);
   const grad = (ac: boolean, hp: boolean) => () =>
-    tf.tidy(() => tf.grad((a: tf.Tensor4D) => tf.image.resizeNearestNeighbor(a, [NH, NW], ac, hp))(tf.zeros([B, H, W, C]), tf.tensor4d(dyv, [B, NH, NW, C])));
+    tf.tidy(() => tf.grad((a: tf.Tensor) => tf.image.resizeNearestNeighbor(a as tf.Tensor4D, [NH, NW], ac, hp))(tf.zeros([B, H, W, C]), tf.tensor4d(dyv, [B, NH, NW, C])));
 
   it('the hand-checked source rule', () => {
     // 3 -> 6 doubles every row; align corners (ratio 2/5, rounded) gives the same here
