@@ -31,22 +31,24 @@ function initialWeights(): Weights {
   };
 }
 
+type CustomGradFunc = Parameters<typeof tf.customGrad>[0];
+
 /** y = x with zero gradient (TensorFlow.js has no stop-gradient op). */
-const stopGradient = tf.customGrad((x: tf.Tensor) => ({ value: x.clone(), gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy) })) as (
+const stopGradient = tf.customGrad(((x: tf.Tensor) => ({ value: x.clone(), gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy) })) as CustomGradFunc) as (
   x: tf.Tensor,
 ) => tf.Tensor;
 
 /** Nearest code for each latent vector; straight-through to z, segment sum to the codebook. */
-const quantize = tf.customGrad((z: tf.Tensor, codebook: tf.Tensor, save: tf.GradSaveFunc) => {
+const quantize = tf.customGrad(((z: tf.Tensor, codebook: tf.Tensor, save: tf.GradSaveFunc) => {
   const flat = z.reshape([-1, D]); // [N, D]
   const d = tf.sub(tf.sum(tf.square(flat), 1, true), tf.mul(2, tf.matMul(flat, codebook, false, true))).add(tf.sum(tf.square(codebook), 1)); // [N, K]
   const idx = tf.argMin(d, 1); // [N]
   save([idx]);
   return {
     value: tf.gather(codebook, idx).reshape(z.shape), // [B, h, w, D]
-    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [dy, tf.unsortedSegmentSum(dy.reshape([-1, D]), saved[0], K)],
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [dy, tf.unsortedSegmentSum(dy.reshape([-1, D]), saved[0] as tf.Tensor1D, K)],
   };
-}) as (z: tf.Tensor, codebook: tf.Tensor) => tf.Tensor;
+}) as CustomGradFunc) as (z: tf.Tensor, codebook: tf.Tensor) => tf.Tensor;
 
 function layerNorm(x: tf.Tensor): tf.Tensor {
   const { mean, variance } = tf.moments(x, -1, true);
