@@ -189,3 +189,19 @@ export async function readJournal(file: string, run: string, part: [number, numb
   if (!j.part || j.part.index !== part[0] || j.part.count !== part[1] || !Array.isArray(j.done)) return null;
   return j;
 }
+
+/**
+ * The records of a token folder, shard by shard in manifest order (one shard
+ * in memory at a time); every shard is checked against the manifest's sha256
+ * and must carry the manifest's run id.
+ */
+export async function* iterateShards(dir: string, manifest: TokenManifest): AsyncGenerator<ShardContent & { file: string }> {
+  for (const s of manifest.shards) {
+    const file = path.join(dir, s.file);
+    const shard = await readShard(file, s.sha256);
+    if (shard.run !== manifest.run) {
+      throw new VtokError('STORE_MISMATCH', `${file} belongs to run ${shard.run.slice(0, 12)}, not to the manifest's run ${manifest.run.slice(0, 12)}`, { subject: file });
+    }
+    yield { ...shard, file };
+  }
+}

@@ -1,0 +1,116 @@
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { enumerateInputs, keysDigest } from '../../src/io/dataset/inputs';
+import { listTar } from '../../src/io/dataset/tar';
+import { loadLabelMap, lookupLabels } from '../../src/io/dataset/labels';
+import { makeTar, tmpDir } from './helpers';
+
+async function touch(dir: string, rel: string, content: string | Buffer = 'x'): Promise<void> {
+  await fsp.mkdir(path.dirname(path.join(dir, rel)), { recursive: true });
+  await fsp.writeFile(path.join(dir, rel), content);
+}
+
+describe('enumerateInputs', () => {
+  let root: string;
+  beforeAll(async () => {
+    root = await tmpDir('vtok-inputs-');
+    for (const rel of ['d/b.png', 'd/a.jpg', 'd/a.txt', 'd/sub/c.PNG', 'd/sub/c.json', 'd/notes.md', 'd/orphan.txt', 'd/.hidden.png', 'd/.git/x.png', 'd/w.seg.png', 'd/w.cls']) {
+      await touch(root, rel);
+    }
+  });
+
+  test('a folder: keys relative to it, sorted, sidecars attached, other files marked not-image, hidden ignored', async () => {
+    const { inputs, digest } = await enumerateInputs([path.join(root, 'd')]);
+    expect(inputs.map((x) => x.key)).toEqual(['a.jpg', 'b.png', 'notes.md', 'orphan.txt', 'sub/c.PNG', 'w.seg.png']);
+    const by = Object.fromEntries(inputs.map((x) => [x.key, x]));
+    expect(by['a.jpg'].sidecars.map((s) => s.ext)).toEqual(['txt']);
+    expect(by['sub/c.PNG'].sidecars.map((s) => s.ext)).toEqual(['json']);
+    expect(by['w.seg.png'].sidecars.map((s) => s.ext)).toEqual(['cls']); // WebDataset: grouped by the first dot
+    expect(by['b.png'].sidecars).toEqual([]);
+    expect(by['notes.md'].problem?.reason).toBe('not-image');
+    expect(by['orphan.txt'].problem?.message).toMatch(/no image of the same name/);
+    expect(by['a.jpg'].problem).toBeNull();
+    expect(digest).toBe(keysDigest(inputs.map((x) => x.key)));
+    // without sidecars: the same inputs, no sidecars read
+    const plain = await enumerateInputs([path.join(root, 'd')], { sidecars: false, exclude: [] });
+    expect(plain.inputs.map((x) => x.key)).toEqual(inputs.map((x) => x.key));
+    expect(plain.inputs.every((x) => x.sidecars.length === 0)).toBe(true);
+  });
+
+  test('globs, single files and file lists; order does not depend on argument order', async () => {
+    const g = await enumerateInputs([path.join(root, 'd/**/*.{png,PNG}')]);
+    expect(g.inputs.map((x) => x.key)).toEqual(['b.png', 'sub/c.PNG', 'w.seg.png']);
+    const list = path.join(root, 'list.txt');
+    await fsp.writeFile(list, '# images\nd/b.png\n\n./d/a.jpg\nd/missing.png\n');
+    const l = await enumerateInputs([`@${list}`]);
+    expect(l.inputs.map((x) => x.key)).toEqual(['d/a.jpg', 'd/b.png', 'd/missing.png']);
+    expect(l.inputs[0].sidecars.map((s) => s.ext)).toEqual(['txt']);
+    expect(l.inputs[2].problem).toEqual({ reason: 'unreadable', code: 'FILE_NOT_FOUND', message: `Could not read ${path.join(root, 'd/missing.png')}: no such file` });
+    const l2 = await enumerateInputs([list]); // a .txt file given as input is a list too
+    expect(l2.digest).toBe(l.digest);
+    const a = await enumerateInputs([path.join(root, 'd/b.png'), path.join(root, 'd/a.jpg')]);
+    const b = await enumerateInputs([path.join(root, 'd/a.jpg'), path.join(root, 'd/b.png')]);
+    expect(a.inputs.map((x) => x.key)).toEqual(['a.jpg', 'b.png']);
+    expect(a.digest).toBe(b.digest);
+  });
+
+  test('colliding keys, missing inputs and empty globs are errors that name the culprits', async () => {
+    await touch(root, 'e/b.png');
+    await expect(enumerateInputs([path.join(root, 'd'), path.join(root, 'e')])).rejects.toThrow(
+      `Two inputs have the key "b.png": ${path.join(root, 'd/b.png')} and ${path.join(root, 'e/b.png')}; keys must be unique`,
+    );
+    await expect(enumerateInputs([path.join(root, 'nope')])).rejects.toThrow(`Could not find input ${path.join(root, 'nope')}: no such file or folder`);
+    await expect(enumerateInputs([path.join(root, 'd/*.gif')])).rejects.toThrow(`The input pattern ${path.join(root, 'd/*.gif')} matches no files`);
+  });
+
+  test('tar archives: members as keys under the archive, sidecars inside, links and truncation marked', async () => {
+    const tar = makeTar([
+      ['000002.jpg', Buffer.from('jpegdata')],
+      ['000001.png', Buffer.from('pngdata')],
+      ['000001.txt', Buffer.from('a caption')],
+      ['./000001.cls', Buffer.from('4')],
+      ['sub/000003.webp', Buffer.alloc(1000, 7)],
+    ]);
+    await touch(root, 't/shard-000.tar', tar);
+    const members = await listTar(path.join(root, 't/shard-000.tar'));
+    expect(members.map((m) => [m.name, m.size])).toEqual([
+      ['000002.jpg', 8],
+      ['000001.png', 7],
+      ['000001.txt', 9],
+      ['000001.cls', 1],
+      ['sub/000003.webp', 1000],
+    ]);
+    const bytes = await fsp.readFile(path.join(root, 't/shard-000.tar'));
+    expect(bytes.subarray(members[4].offset, members[4].offset + 1000).every((b) => b === 7)).toBe(true);
+    const { inputs } = await enumerateInputs([path.join(root, 't')]);
+    expect(inputs.map((x) => x.key)).toEqual(['shard-000.tar/000001.png', 'shard-000.tar/000002.jpg', 'shard-000.tar/sub/000003.webp']);
+    expect(inputs[0].source).toBe(`${path.join(root, 't/shard-000.tar')}:000001.png`);
+    expect(inputs[0].sidecars.map((s) => s.ext).sort()).toEqual(['cls', 'txt']);
+    // a cut archive: the last member's data is incomplete
+    await touch(root, 'cut.tar', tar.subarray(0, members[4].offset + 100));
+    const cut = await enumerateInputs([path.join(root, 'cut.tar')]);
+    expect(cut.inputs.find((x) => x.key.endsWith('000003.webp'))?.problem?.reason).toBe('truncated');
+    // not a tar, compressed tar
+    await touch(root, 'fake.tar', Buffer.alloc(1024, 65));
+    await expect(enumerateInputs([path.join(root, 'fake.tar')])).rejects.toThrow(/not a tar archive, or damaged at byte 0 \(header checksum mismatch\)/);
+    await touch(root, 'z.tar.gz', 'x');
+    await expect(enumerateInputs([path.join(root, 'z.tar.gz')])).rejects.toThrow(/compressed tar archives are not supported/);
+  });
+
+  test('labels from CSV and JSONL mapping files', async () => {
+    const csv = path.join(root, 'labels.csv');
+    await fsp.writeFile(csv, 'path,label,caption\nd/a.jpg,cat,"a cat, asleep"\nd/b,dog,\n');
+    const { map, sha256 } = await loadLabelMap(csv);
+    expect(sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(lookupLabels(map, 'd/a.jpg')).toEqual({ label: 'cat', caption: 'a cat, asleep' });
+    expect(lookupLabels(map, 'd/b.png')).toEqual({ label: 'dog' }); // key without extension
+    expect(lookupLabels(map, 'd/c.png')).toBeUndefined();
+    const jsonl = path.join(root, 'labels.jsonl');
+    await fsp.writeFile(jsonl, '{"key": "x.png", "label": 3}\n\n{"key": "y.png", "text": "why"}\n');
+    expect(lookupLabels((await loadLabelMap(jsonl)).map, 'y.png')).toEqual({ caption: 'why' });
+    await fsp.writeFile(jsonl, '{"key": "x.png", "label": 3}\n{"key": "x.png", "label": 4}\n');
+    await expect(loadLabelMap(jsonl)).rejects.toThrow(`Labels file ${jsonl} line 2: key "x.png" appears twice`);
+    await fsp.writeFile(csv, 'name,score\na,1\n');
+    await expect(loadLabelMap(csv)).rejects.toThrow(/expected a header row with a key column/);
+  });
+});
