@@ -237,9 +237,13 @@ export function tokenizerJsonSize(tok: HfTokenizerJson): number {
   }
   let max = -1;
   const vocab = tok.model.vocab;
-  if (Array.isArray(vocab)) max = vocab.length - 1; // Unigram: [piece, score] by id
-  else if (vocab && typeof vocab === 'object') for (const id of Object.values(vocab)) if (typeof id === 'number' && id > max) max = id;
-  else throw new VtokError('VOCAB', `tokenizer.json model type ${describeValue(tok.model.type)} has no vocab that vtok can read`);
+  if (Array.isArray(vocab)) {
+    max = vocab.length - 1; // Unigram: [piece, score] by id
+  } else if (vocab && typeof vocab === 'object') {
+    for (const id of Object.values(vocab)) if (typeof id === 'number' && id > max) max = id;
+  } else {
+    throw new VtokError('VOCAB', `tokenizer.json model type ${describeValue(tok.model.type)} has no vocab that vtok can read`);
+  }
   for (const t of tok.added_tokens ?? []) if (t.id > max) max = t.id;
   return max + 1;
 }

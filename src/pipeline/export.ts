@@ -70,11 +70,12 @@ export interface ExportOptions {
   /** A Hugging Face tokenizer.json to extend (formats 'hf' and 'bin'). Default undefined: a fresh byte-level tokenizer (text ids = UTF-8 bytes). */
   baseTokenizer: string | undefined;
   /**
-   * For 'bin' with a baseTokenizer: the base tokenizer's text -> ids (e.g.
-   * `(t) => hf.encode(t, null, { addSpecialTokens: false }).getIds()` with
-   * `tokenizers`). Default undefined (needed only then).
+   * For 'bin' with a baseTokenizer: the base tokenizer's text -> ids, sync
+   * or async (with the `tokenizers` package:
+   * `async (t) => (await hf.encode(t, null, { addSpecialTokens: false })).getIds()`).
+   * Default undefined (needed only then).
    */
-  encodeText: ((text: string) => ArrayLike<number>) | undefined;
+  encodeText: ((text: string) => ArrayLike<number> | Promise<ArrayLike<number>>) | undefined;
   /** Replace files already in `out`. Default false: refuse. */
   overwrite: boolean;
 }
@@ -220,6 +221,7 @@ export async function exportTokens(options: Partial<ExportOptions>): Promise<Exp
     throw invalidOption('encodeText', `the base tokenizer's text encoder (text -> ids) for the bin format with baseTokenizer; the template ${JSON.stringify(template)} has text`, undefined);
   }
   const encodeText = opts.encodeText ?? byteLevelIds;
+  const encoded = new Map<string, ArrayLike<number>>();
   const files = ['tokens.bin', 'tokens.idx', 'tokens.json'];
   await prepareOut(opts.out, files, opts.overwrite);
   const dtype = layout.size <= 65536 ? 'uint16' : 'uint32';
@@ -233,7 +235,10 @@ export async function exportTokens(options: Partial<ExportOptions>): Promise<Exp
     await idx.write(offset);
     for await (const shard of iterateShards(dir, manifest)) {
       for (const r of shard.records) {
-        const doc = documentIds(segmentsOf(r), visualOf(r, ids), layout, encodeText);
+        const segs = segmentsOf(r);
+        encoded.clear();
+        for (const seg of segs) if ('text' in seg && !encoded.has(seg.text)) encoded.set(seg.text, await encodeText(seg.text));
+        const doc = documentIds(segs, visualOf(r, ids), layout, (t) => encoded.get(t) as ArrayLike<number>);
         const buf = Buffer.alloc(doc.length * (dtype === 'uint16' ? 2 : 4));
         if (dtype === 'uint16') doc.forEach((v, i) => buf.writeUInt16LE(v, 2 * i));
         else doc.forEach((v, i) => buf.writeUInt32LE(v, 4 * i));

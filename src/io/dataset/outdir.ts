@@ -75,7 +75,10 @@ export async function prepareOutDir(dir: string, run: string, options: RunOption
     const o = parseOutputName(name) as NonNullable<ReturnType<typeof parseOutputName>>;
     const samePart = o.part.index === part.index && o.part.count === part.count;
     if (o.temp) {
-      if (samePart) temps.push(name);
+      if (samePart) {
+        temps.push(name);
+        mine = true; // a write of this part was cut short
+      }
       continue;
     }
     if (o.kind === 'manifest' || o.kind === 'progress') {
@@ -100,7 +103,7 @@ export async function prepareOutDir(dir: string, run: string, options: RunOption
     return state;
   }
   if (mine && !resume) {
-    throw refuse(dir, `it holds the unfinished output of this run (${progressFileName(part)} or shards); pass resume to continue it, or choose another folder`);
+    throw refuse(dir, `it holds the unfinished output of this run (${progressFileName(part)}, shards or temporary files); pass resume to continue it, or choose another folder`);
   }
   if (resume) {
     state.journal = await readJournal(path.join(dir, progressFileName(part)), run, [part.index, part.count]);
