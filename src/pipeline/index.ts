@@ -13,6 +13,8 @@ export type { MergeOptions, MergeResult } from './merge';
 export { colourGridTokenizer, colourGridDetokenizer } from './colour-grid';
 export type { ColourGridOptions } from './colour-grid';
 export { OrderedPrefetch } from './prefetch';
+export { modelTokenizer, modelDetokenizer, modelContentId } from './model-tokenizer';
+export type { ModelTokenizerOptions } from './model-tokenizer';
 export type { PrefetchOptions } from './prefetch';
 export { parseShardSpec } from '../core/shard-format';
 export type { ImageTokenizer, ImageDetokenizer, TokenRecord, SkippedInput, SkipReason } from '../core/pipeline-types';
