@@ -144,19 +144,29 @@ const attentionRow: Row = {
 // ------------------------------------------------- a small VQ tokenizer
 
 /**
- * Conv encoder (2 stride-2 convs, a 1x1 to the code dimension), nearest-code
- * quantizer with the straight-through estimator, conv decoder (nearest
- * upsampling x2 twice), MSE + 0.25 commitment loss, Adam. bench/torch_engine.py
- * builds the same model.
+ * The shape of vtok's tokenizer (src/tf), small: 3x3 convs, two stride-2
+ * downsamplings, GroupNorm + SiLU, a 1x1 projection to the code dimension,
+ * nearest-code quantizer with the straight-through estimator, decoder with
+ * nearest 2x upsampling (reshape + Tile, as src/tf does), MSE + 0.25
+ * commitment loss, Adam. bench/torch_engine.py builds the same model.
  */
-const VQ = { batch: 4, size: 64, codeDim: 16, codebook: 512 };
-const VQ_LAYERS: { name: string; f: Shape4; stride: number; inSize: number }[] = [
-  { name: 'enc1', f: [4, 4, 3, 32], stride: 2, inSize: 64 },
-  { name: 'enc2', f: [4, 4, 32, 64], stride: 2, inSize: 32 },
-  { name: 'enc3', f: [1, 1, 64, VQ.codeDim], stride: 1, inSize: 16 },
-  { name: 'dec1', f: [3, 3, VQ.codeDim, 64], stride: 1, inSize: 16 },
-  { name: 'dec2', f: [3, 3, 64, 32], stride: 1, inSize: 32 },
-  { name: 'dec3', f: [3, 3, 32, 3], stride: 1, inSize: 64 },
+const VQ = { batch: 4, size: 64, codeDim: 16, codebook: 512, groups: 8 };
+interface VqLayer {
+  name: string;
+  f: Shape4;
+  stride: number;
+  /** Input side (square). */
+  inSize: number;
+}
+const VQ_LAYERS: VqLayer[] = [
+  { name: 'enc_in', f: [3, 3, 3, 32], stride: 1, inSize: 64 },
+  { name: 'enc_down1', f: [3, 3, 32, 64], stride: 2, inSize: 64 },
+  { name: 'enc_down2', f: [3, 3, 64, 64], stride: 2, inSize: 32 },
+  { name: 'enc_proj', f: [1, 1, 64, VQ.codeDim], stride: 1, inSize: 16 },
+  { name: 'dec_in', f: [3, 3, VQ.codeDim, 64], stride: 1, inSize: 16 },
+  { name: 'dec_up1', f: [3, 3, 64, 32], stride: 1, inSize: 32 },
+  { name: 'dec_up2', f: [3, 3, 32, 32], stride: 1, inSize: 64 },
+  { name: 'dec_out', f: [3, 3, 32, 3], stride: 1, inSize: 64 },
 ];
 /** Forward flops: the convs and the distance product; a step is about 3x (backward twice the forward). */
 const VQ_FORWARD_FLOPS =
@@ -181,19 +191,36 @@ const quantize = tf.customGrad(((z: tf.Tensor, codebook: tf.Tensor, save: tf.Gra
   };
 }) as CustomGradFunc) as (z: tf.Tensor, codebook: tf.Tensor) => tf.Tensor;
 
+/** GroupNorm without affine parameters. */
+function groupNorm(x: tf.Tensor4D): tf.Tensor4D {
+  const [B, H, W, C] = x.shape;
+  const g = x.reshape([B, H * W, VQ.groups, C / VQ.groups]); // [B, HW, G, C/G]
+  const { mean, variance } = tf.moments(g, [1, 3], true);
+  return g.sub(mean).mul(tf.rsqrt(variance.add(1e-6))).reshape([B, H, W, C]);
+}
+
+/** Nearest 2x upsampling as src/tf/layers.ts does it: reshape + Tile. */
+function upsample2x(x: tf.Tensor4D): tf.Tensor4D {
+  const [B, h, w, C] = x.shape;
+  const cols = tf.tile(x.reshape([B * h, w, 1, C]), [1, 1, 2, 1]); // [B*h, w, 2, C]
+  const rows = tf.tile(cols.reshape([B, h, 1, 2 * w * C]), [1, 1, 2, 1]); // [B, h, 2, 2w*C]
+  return rows.reshape([B, 2 * h, 2 * w, C]);
+}
+
 function vqLoss(v: Record<string, tf.Variable>, images: tf.Tensor4D): tf.Scalar {
   return tf.tidy(() => {
-    const conv = (x: tf.Tensor, name: string, stride: number) => tf.conv2d(x as tf.Tensor4D, v[name] as tf.Tensor4D, stride, 'same');
-    let h = tf.relu(conv(images, 'enc1', 2)); // [B, 32, 32, 32]
-    h = tf.relu(conv(h, 'enc2', 2)); // [B, 16, 16, 64]
-    const z = conv(h, 'enc3', 1); // [B, 16, 16, D]
-    const zq = quantize(z, v.codebook); // [B, 16, 16, D]
+    const conv = (x: tf.Tensor4D, name: string, stride = 1) => tf.conv2d(x, v[name] as tf.Tensor4D, stride, 'same');
+    const act = (x: tf.Tensor4D) => tf.mul(x, tf.sigmoid(x)) as tf.Tensor4D; // SiLU
+    let h = act(conv(images, 'enc_in')); // [B, 64, 64, 32]
+    h = act(conv(h, 'enc_down1', 2)); // [B, 32, 32, 64]
+    h = conv(h, 'enc_down2', 2); // [B, 16, 16, 64]
+    const z = conv(act(groupNorm(h)), 'enc_proj'); // [B, 16, 16, D]
+    const zq = quantize(z, v.codebook) as tf.Tensor4D; // [B, 16, 16, D]
     const commit = tf.mean(tf.square(z.sub(stopGradient(zq))));
-    h = tf.relu(conv(zq, 'dec1', 1)); // [B, 16, 16, 64]
-    h = tf.image.resizeNearestNeighbor(h as tf.Tensor4D, [32, 32]); // [B, 32, 32, 64]
-    h = tf.relu(conv(h, 'dec2', 1)); // [B, 32, 32, 32]
-    h = tf.image.resizeNearestNeighbor(h as tf.Tensor4D, [64, 64]); // [B, 64, 64, 32]
-    const out = conv(h, 'dec3', 1); // [B, 64, 64, 3]
+    h = act(groupNorm(conv(zq, 'dec_in'))); // [B, 16, 16, 64]
+    h = act(conv(upsample2x(h), 'dec_up1')); // [B, 32, 32, 32]
+    h = act(conv(upsample2x(h), 'dec_up2')); // [B, 64, 64, 32]
+    const out = conv(h, 'dec_out'); // [B, 64, 64, 3]
     return tf.mean(tf.square(out.sub(images))).add(commit.mul(0.25)) as tf.Scalar;
   });
 }
@@ -223,7 +250,7 @@ const trainRow: Row = {
 
 const ROWS: Row[] = [
   ...convRows('s1', [8, 64, 64, 64], [3, 3, 64, 64], 1),
-  ...convRows('s2', [8, 64, 64, 64], [4, 4, 64, 128], 2),
+  ...convRows('s2', [8, 64, 64, 64], [3, 3, 64, 128], 2),
   matmulRow,
   attentionRow,
   trainRow,

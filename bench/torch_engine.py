@@ -48,20 +48,22 @@ def attention_row(row):
 
 
 class VQ(torch.nn.Module):
-    """The model of bench/engine.ts: conv encoder, nearest-code quantizer with
-    straight-through gradients, conv decoder with nearest upsampling."""
+    """The model of bench/engine.ts: 3x3 convs with two stride-2 downsamplings,
+    GroupNorm + SiLU, 1x1 projection, nearest-code quantizer with
+    straight-through gradients, decoder with nearest 2x upsampling."""
 
     def __init__(self, row):
         super().__init__()
-        self.layers = row["layers"]
+        self.layers = {layer["name"]: layer for layer in row["layers"]}
+        self.groups = row["groups"]
         self.convs = torch.nn.ModuleDict()
-        for layer in self.layers:
+        for name, layer in self.layers.items():
             fh, fw, c, o = layer["f"]
-            self.convs[layer["name"]] = torch.nn.Conv2d(c, o, (fh, fw), stride=layer["stride"], bias=False)
+            self.convs[name] = torch.nn.Conv2d(c, o, (fh, fw), stride=layer["stride"], bias=False)
         self.codebook = torch.nn.Parameter(torch.randn(row["codebook"], row["codeDim"]) * 0.5)
 
     def conv(self, x, name):
-        layer = next(l for l in self.layers if l["name"] == name)
+        layer = self.layers[name]
         fh, fw = layer["f"][0], layer["f"][1]
         s = layer["stride"]
         h, w = x.shape[2], x.shape[3]
@@ -71,22 +73,22 @@ class VQ(torch.nn.Module):
         return self.convs[name](F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)))
 
     def forward(self, images):
-        h = F.relu(self.conv(images, "enc1"))
-        h = F.relu(self.conv(h, "enc2"))
-        z = self.conv(h, "enc3")  # (B, D, 16, 16)
+        act = F.silu
+        h = act(self.conv(images, "enc_in"))
+        h = act(self.conv(h, "enc_down1"))
+        h = self.conv(h, "enc_down2")
+        z = self.conv(act(F.group_norm(h, self.groups, eps=1e-6)), "enc_proj")  # (B, D, 16, 16)
         b, d, hh, ww = z.shape
         flat = z.permute(0, 2, 3, 1).reshape(-1, d)  # (N, D)
         dist = (flat * flat).sum(1, keepdim=True) - 2 * flat @ self.codebook.t() + (self.codebook * self.codebook).sum(1)
         idx = dist.argmin(1)
         q = self.codebook[idx].reshape(b, hh, ww, d).permute(0, 3, 1, 2)
-        # value q; gradient straight through to z and, via the gather, to the codebook
-        zq = q + z - z.detach()
+        zq = q + z - z.detach()  # value q; gradient to z (straight through) and to the codebook
         commit = ((z - zq.detach()) ** 2).mean()
-        h = F.relu(self.conv(zq, "dec1"))
-        h = F.interpolate(h, scale_factor=2, mode="nearest")
-        h = F.relu(self.conv(h, "dec2"))
-        h = F.interpolate(h, scale_factor=2, mode="nearest")
-        out = self.conv(h, "dec3")
+        h = act(F.group_norm(self.conv(zq, "dec_in"), self.groups, eps=1e-6))
+        h = act(self.conv(F.interpolate(h, scale_factor=2, mode="nearest"), "dec_up1"))
+        h = act(self.conv(F.interpolate(h, scale_factor=2, mode="nearest"), "dec_up2"))
+        out = self.conv(h, "dec_out")
         return ((out - images) ** 2).mean() + 0.25 * commit
 
 

@@ -15,7 +15,7 @@
  * stride does not divide the input) are cut off first.
  */
 import * as tf from '@tensorflow/tfjs';
-import { Scratch, type KernelArgs, type WasmBackend } from './wasm-util';
+import { Scratch, transposeOuter, type KernelArgs, type WasmBackend } from './wasm-util';
 
 export function conv2dBackpropFilterWasm({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
   const { x, dy } = inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
@@ -45,7 +45,8 @@ export function conv2dBackpropFilterWasm({ inputs, backend, attrs }: KernelArgs)
     if (pb < 0 || pr < 0) {
       xin = s.run('Slice', { x }, { begin: [0, 0, 0, 0], size: [B, H + Math.min(pb, 0), W + Math.min(pr, 0), C] });
     }
-    const xT = s.run('Transpose', { x: xin }, { perm: [3, 1, 2, 0] }); // [C, H', W', B]
+    const [, H1, W1] = xin.shape;
+    const xT = s.reshape(transposeOuter(s, xin, B, H1 * W1, C), [C, H1, W1, B]); // [C, H', W', B]
     const dyT = s.run('Transpose', { x: dy }, { perm: [1, 2, 0, 3] }); // [OH, OW, B, O]
     const out = s.run(
       'Conv2D',
