@@ -50,7 +50,10 @@ const DISTANCE_BUDGET = 1 << 22;
 
 /**
  * Nearest centroid of each point under the weighted distance, and that
- * distance: a tfjs matmul per chunk of rows, argmin on the device.
+ * distance. argmin_c |x - c|_a^2 = argmax_c (x.(a c) - |c|_a^2 / 2): one
+ * tfjs matmul of [x, 1] with [a c, -|c|_a^2 / 2] per chunk of rows (no
+ * broadcast op over the [n, k] scores, which is slow on the cpu backend),
+ * argmax on the device, and |x - c|_a^2 = |x|_a^2 - 2 max on the host.
  */
 export function assignNearest(
   data: Float32Array,
@@ -60,28 +63,41 @@ export function assignNearest(
   k: number,
   weights?: Float32Array,
 ): { assignments: Int32Array; distances: Float32Array } {
+  const a = weights ?? new Float32Array(dim).fill(1);
   const assignments = new Int32Array(n);
   const distances = new Float32Array(n);
   const chunk = Math.max(1, Math.floor(DISTANCE_BUDGET / k));
+  const caug = new Float32Array(k * (dim + 1)); // [k, dim + 1]: a c, -|c|_a^2 / 2
+  for (let c = 0; c < k; c++) {
+    let norm = 0;
+    for (let t = 0; t < dim; t++) {
+      const v = centroids[c * dim + t];
+      caug[c * (dim + 1) + t] = a[t] * v;
+      norm += a[t] * v * v;
+    }
+    caug[c * (dim + 1) + dim] = -norm / 2;
+  }
   tf.tidy(() => {
-    const a = tf.tensor2d(weights ?? new Float32Array(dim).fill(1), [1, dim]); // [1, D]
-    const c = tf.tensor2d(centroids, [k, dim]); // [k, D]
-    const ca = tf.mul(c, a); // [k, D]
-    const cNorm = tf.reshape(tf.sum(tf.mul(ca, c), 1), [1, k]); // [1, k]
+    const cT = tf.tensor2d(caug, [k, dim + 1]);
     for (let start = 0; start < n; start += chunk) {
       const rows = Math.min(chunk, n - start);
+      const xaug = new Float32Array(rows * (dim + 1)); // [rows, dim + 1]: x, 1
+      for (let i = 0; i < rows; i++) {
+        xaug.set(data.subarray((start + i) * dim, (start + i + 1) * dim), i * (dim + 1));
+        xaug[i * (dim + 1) + dim] = 1;
+      }
       tf.tidy(() => {
-        const x = tf.tensor2d(data.subarray(start * dim, (start + rows) * dim), [rows, dim]); // [rows, D]
-        const xNorm = tf.sum(tf.mul(tf.mul(x, a), x), 1, true); // [rows, 1]
-        const d = tf.add(tf.sub(cNorm, tf.mul(2, tf.matMul(x, ca, false, true))), xNorm); // [rows, k]
-        const idx = tf.argMin(d, 1); // [rows]
-        const best = tf.min(d, 1); // [rows]
-        assignments.set(idx.dataSync() as Int32Array, start);
-        distances.set(best.dataSync() as Float32Array, start);
+        const scores = tf.matMul(tf.tensor2d(xaug, [rows, dim + 1]), cT, false, true); // [rows, k]
+        assignments.set(tf.argMax(scores, 1).dataSync() as Int32Array, start);
+        const best = tf.max(scores, 1).dataSync() as Float32Array; // [rows]
+        for (let i = 0; i < rows; i++) {
+          let xNorm = 0;
+          for (let t = 0; t < dim; t++) xNorm += a[t] * data[(start + i) * dim + t] ** 2;
+          distances[start + i] = Math.max(0, xNorm - 2 * best[i]); // clamp the expansion's rounding
+        }
       });
     }
   });
-  for (let i = 0; i < n; i++) if (distances[i] < 0) distances[i] = 0; // rounding in the expansion
   return { assignments, distances };
 }
 

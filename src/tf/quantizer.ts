@@ -180,23 +180,26 @@ export class DualQuantizer {
 
   /**
    * argmin_k of d[k] for every row: zs [N, d_s], zp [N, d_p] (normalized) -> [N] int32.
-   * Uses |a - b|^2 = |a|^2 - 2 a.b + |b|^2; |z|^2 is the same for every k and is left out.
+   * With |a - b|^2 = |a|^2 - 2 a.b + |b|^2 and |z|^2 the same for every k,
+   * argmin_k d[k] = argmax_k (z_s.E_s[k] + w z_p.E_p[k] - (|E_s[k]|^2 + w |E_p[k]|^2) / 2):
+   * one matmul of [z_s, w z_p, 1] with [E_s, E_p, -norms/2] (no broadcast op
+   * over the [N, K] scores, which is slow on the cpu backend).
    */
   nearest(zs: tf.Tensor2D, zp: tf.Tensor2D, es: tf.Tensor2D, ep: tf.Tensor2D): tf.Tensor1D {
     const w = this.config.pixelWeight;
     const N = zs.shape[0];
-    const ecat = tf.concat([es, ep], 1); // [K, d_s + d_p]
-    const norms = tf.reshape(tf.add(tf.sum(tf.square(es), 1), tf.mul(w, tf.sum(tf.square(ep), 1))), [1, this.K]); // [1, K]
-    const zcat = tf.concat([zs, tf.mul(zp, w)], 1); // [N, d_s + d_p]
+    const D = this.ds + this.dp + 1;
+    const halfNorms = tf.mul(-0.5, tf.add(tf.sum(tf.square(es), 1, true), tf.mul(w, tf.sum(tf.square(ep), 1, true)))); // [K, 1]
+    const ecat = tf.concat([es, ep, halfNorms], 1); // [K, D]
+    const zcat = tf.concat([zs, tf.mul(zp, w), tf.ones([N, 1])], 1); // [N, D]
     const chunk = Math.max(1, Math.floor(DISTANCE_BUDGET / this.K));
     const parts: tf.Tensor1D[] = [];
     for (let start = 0; start < N; start += chunk) {
       const rows = Math.min(chunk, N - start);
       parts.push(
         tf.tidy(() => {
-          const z = rows === N ? zcat : tf.slice(zcat, [start, 0], [rows, this.ds + this.dp]);
-          const d = tf.sub(norms, tf.mul(2, tf.matMul(z, ecat, false, true))); // [rows, K]
-          return tf.argMin(d, 1) as tf.Tensor1D; // [rows]
+          const z = rows === N ? zcat : tf.slice(zcat, [start, 0], [rows, D]);
+          return tf.argMax(tf.matMul(z, ecat, false, true), 1) as tf.Tensor1D; // [rows, K] scores -> [rows]
         }),
       );
     }
