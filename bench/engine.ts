@@ -13,6 +13,7 @@
  * time: above 1 means wasm-Nt is faster.
  *
  * Usage: npm run bench:engine -- [--reps 5] [--backends cpu,wasm1,wasmN,torch] [--json bench/out/engine.json] [--markdown]
+ *        npm run bench:engine -- --profile   (one wasm training step, time by kernel)
  * Nothing else should be running: the machine's cores are the thing measured.
  */
 import * as os from 'node:os';
@@ -34,16 +35,19 @@ interface Args {
   backends: BackendKey[];
   json: string;
   markdown: boolean;
+  /** Instead of the table: where one wasm training step spends its time, by kernel. */
+  profile: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { reps: 5, backends: ['cpu', 'wasm1', 'wasmN', 'torch'], json: 'bench/out/engine.json', markdown: false };
+  const a: Args = { reps: 5, backends: ['cpu', 'wasm1', 'wasmN', 'torch'], json: 'bench/out/engine.json', markdown: false, profile: false };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     if (k === '--reps') a.reps = Number(argv[++i]);
     else if (k === '--backends') a.backends = argv[++i].split(',') as BackendKey[];
     else if (k === '--json') a.json = argv[++i];
     else if (k === '--markdown') a.markdown = true;
+    else if (k === '--profile') a.profile = true;
     else throw new Error(`Unknown argument ${k}; see the comment at the top of bench/engine.ts`);
   }
   if (!Number.isInteger(a.reps) || a.reps < 1) throw new Error(`--reps must be a positive integer, got ${a.reps}`);
@@ -309,10 +313,47 @@ function cell(res: Results | undefined, id: string): Timing | undefined {
   return v && 'median' in v ? v : undefined;
 }
 
+/** Where one training step on wasm (all threads) spends its time, by kernel (tf.profile). */
+async function profileTrainStep(threads: number): Promise<void> {
+  await initBackend({ backend: 'wasm', threads });
+  const work = trainRow.make(new Rng(1));
+  work.run();
+  work.run();
+  const t0 = performance.now();
+  const prof = await tf.profile(() => work.run());
+  const wall = performance.now() - t0;
+  const byName = new Map<string, { ms: number; calls: number }>();
+  for (const k of prof.kernels) {
+    const e = byName.get(k.name) ?? { ms: 0, calls: 0 };
+    const ms = await k.kernelTimeMs;
+    e.ms += typeof ms === 'number' ? ms : 0;
+    e.calls++;
+    byName.set(k.name, e);
+  }
+  const total = [...byName.values()].reduce((a, e) => a + e.ms, 0);
+  const rows = [...byName.entries()]
+    .sort((a, b) => b[1].ms - a[1].ms)
+    .map(([name, e]) => [name, String(e.calls), e.ms.toFixed(1), `${((100 * e.ms) / total).toFixed(1)}%`]);
+  process.stdout.write(`one train step on wasm ${threads}t: ${wall.toFixed(0)} ms wall (profiled), ${total.toFixed(0)} ms in kernels\n\n`);
+  process.stdout.write(formatTable(['kernel', 'calls', 'ms', 'share'], rows) + '\n');
+  // The costliest kernel calls by input shapes.
+  const byCall = new Map<string, number>();
+  for (const k of prof.kernels) {
+    const key = `${k.name} ${k.inputShapes.map((sh) => `[${sh}]`).join(' ')}`;
+    const ms = await k.kernelTimeMs;
+    byCall.set(key, (byCall.get(key) ?? 0) + (typeof ms === 'number' ? ms : 0));
+  }
+  const calls = [...byCall.entries()].sort((a, b) => b[1] - a[1]).slice(0, 15);
+  process.stdout.write('\n' + formatTable(['kernel and input shapes', 'ms'], calls.map(([k, ms]) => [k, ms.toFixed(1)])) + '\n');
+  work.dispose();
+  await shutdownBackend();
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const cores = os.availableParallelism();
   const threadsN = Math.min(cores, WASM_MAX_THREADS);
+  if (args.profile) return profileTrainStep(threadsN);
   const columns: { key: string; title: string; results?: Results; info?: string }[] = [];
   const want = new Set(args.backends);
 

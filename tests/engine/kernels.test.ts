@@ -126,6 +126,42 @@ describe('Slice, split, unstack, stridedSlice (exact)', () => {
   });
 });
 
+describe('Tile (exact)', () => {
+  it('hand-worked: [2, 1, 3] tiled [1, 2, 1]', async () => {
+    await tf.setBackend('wasm');
+    const t = tf.tensor3d([1, 2, 3, 4, 5, 6], [2, 1, 3]);
+    const y = tf.tile(t, [1, 2, 1]);
+    expect(Array.from(y.dataSync())).toEqual([1, 2, 3, 1, 2, 3, 4, 5, 6, 4, 5, 6]);
+    tf.dispose([t, y]);
+  });
+
+  it.each([
+    [[5], [3]],
+    [[2, 3], [2, 1]],
+    [[2, 3], [1, 3]],
+    [[2, 3, 4], [2, 3, 2]],
+    [[3, 4, 1, 5], [1, 1, 2, 1]], // the upsampling pattern
+    [[2, 2, 1, 6], [1, 1, 2, 1]],
+    [[2, 3], [1, 1]],
+    [[2, 0, 3], [2, 2, 2]],
+  ])('x %j reps %j (float32, int32, bool)', async (shape, reps) => {
+    const n = shape.reduce((a, b) => a * b, 1);
+    for (const dtype of ['float32', 'int32', 'bool'] as const) {
+      const data = Array.from({ length: n }, (_, i) => (dtype === 'bool' ? i % 2 : i * 3 - 7));
+      await expectSameOnBoth(() => tf.tidy(() => tf.tile(tf.tensor(data, shape, dtype), reps)), 0);
+    }
+  });
+
+  it('gradient of nearest 2x upsampling by reshape + Tile', async () => {
+    const xv = randn(new Rng(30), [2, 3, 4, 5]);
+    const up = (x: tf.Tensor) => {
+      const cols = tf.tile(x.reshape([6, 4, 1, 5]), [1, 1, 2, 1]);
+      return tf.tile(cols.reshape([2, 3, 1, 40]), [1, 1, 2, 1]).reshape([2, 6, 8, 5]);
+    };
+    await expectSameOnBoth(() => tf.tidy(() => [up(tf.tensor(xv, [2, 3, 4, 5])), tf.grad((x: tf.Tensor) => up(x).square().sum())(tf.tensor(xv, [2, 3, 4, 5]))]), 1e-6);
+  });
+});
+
 describe('UnsortedSegmentSum', () => {
   it('hand-worked example, ids out of range dropped', async () => {
     await tf.setBackend('wasm');

@@ -13,6 +13,12 @@
  *   dW  = transpose(out, [1, 2, 0, 3])                // [FH, FW, C, O]
  * Rows and columns of x that the forward conv never read (a 'valid' conv whose
  * stride does not divide the input) are cut off first.
+ *
+ * Tried and slower: one matmul per filter tap, im2col + matmul (ENGINE.md), and
+ * folding dy's columns into the channel axis (B*OW channels per tap instead of
+ * B, at the price of FW gathered copies of x): the same conv time, plus the copies.
+ * What the conv costs beyond the forward's is mostly XNNPACK packing dyT, an
+ * activation-sized "filter", on one thread at every call.
  */
 import * as tf from '@tensorflow/tfjs';
 import { Scratch, transposeOuter, type KernelArgs, type WasmBackend } from './wasm-util';
@@ -68,3 +74,4 @@ export function conv2dBackpropFilterWasm({ inputs, backend, attrs }: KernelArgs)
     s.dispose();
   }
 }
+

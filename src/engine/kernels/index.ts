@@ -11,6 +11,8 @@
  *                         transposes; attention and all matmul gradients
  *   Slice, SplitV, Unpack, StridedSlice
  *                         stock copies the whole input out of the heap first
+ *   Tile                  stock indexes element by element (~60 ms for one
+ *                         upsampling); vtok's 2x upsampling is two Tiles
  *   MaxPoolGrad           stock routes all-negative windows wrongly (bug)
  * cpu:
  *   ResizeNearestNeighborGrad  stock is wrong for batch > 1 (bug)
@@ -26,6 +28,7 @@ import { conv2dBackpropInputWasm } from './conv2d-backprop-input';
 import { maxPoolGradWasm } from './max-pool-grad';
 import { resizeNearestNeighborGradCpu } from './resize-nearest-grad';
 import { sliceWasm, splitVWasm, stridedSliceWasm, unpackWasm } from './slice';
+import { tileWasm } from './tile';
 import { unsortedSegmentSumWasm } from './unsorted-segment-sum';
 import type { KernelArgs } from './wasm-util';
 
@@ -48,6 +51,7 @@ const WASM_KERNELS: VtokKernel[] = [
   { name: 'SplitV', kernelFunc: (a) => splitVWasm(a) },
   { name: 'Unpack', kernelFunc: (a) => unpackWasm(a) },
   { name: 'StridedSlice', kernelFunc: (a, stock) => stridedSliceWasm(a, required(stock, 'StridedSlice')) },
+  { name: 'Tile', kernelFunc: (a, stock) => tileWasm(a, required(stock, 'Tile')) },
   { name: 'MaxPoolGrad', kernelFunc: (a) => maxPoolGradWasm(a) },
 ];
 
