@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend, shutdownBackend } from '../../src/engine/backend';
 import { stockKernel } from '../../src/engine/kernels';
 import { nearestSource } from '../../src/engine/kernels/resize-nearest-grad';
+import { planBroadcast } from '../../src/engine/kernels/binary';
 import { Rng } from '../../src/core/random';
 import { expectSameOnBoth, randn, relError, runOn } from './helpers';
 
@@ -159,6 +160,57 @@ describe('Tile (exact)', () => {
       return tf.tile(cols.reshape([2, 3, 1, 40]), [1, 1, 2, 1]).reshape([2, 6, 8, 5]);
     };
     await expectSameOnBoth(() => tf.tidy(() => [up(tf.tensor(xv, [2, 3, 4, 5])), tf.grad((x: tf.Tensor) => up(x).square().sum())(tf.tensor(xv, [2, 3, 4, 5]))]), 1e-6);
+  });
+});
+
+describe('Add, Sub, Multiply, RealDiv with broadcasting; Square', () => {
+  it('plans GroupNorm\'s broadcast as [B, HW, G*C/G] vs [B, 1, G*C/G] after repeating the small operand', () => {
+    expect(planBroadcast([4, 4096, 8, 4], [4, 1, 8, 1])).toEqual({ reps: [1, 1, 1, 4], bigShape: [4, 4096, 32], smallShape: [4, 1, 32] });
+    expect(planBroadcast([2, 5, 5, 8], [8])).toEqual({ reps: [1, 1, 1, 1], bigShape: [50, 8], smallShape: [1, 8] });
+    // per-row scale: repeating makes it full size, which binaryWasm leaves to the stock kernel (size guard)
+    expect(planBroadcast([6, 7], [6, 1])).toEqual({ reps: [1, 7], bigShape: [42], smallShape: [42] });
+    expect(planBroadcast([6, 7], [1, 7])).toBeUndefined(); // rank 2, nothing to repeat: stock
+  });
+
+  const shapes: [number[], number[]][] = [
+    [[2, 12, 4, 3], [2, 1, 4, 1]], // GroupNorm
+    [[2, 1, 4, 1], [2, 12, 4, 3]], // small first (order matters for Sub, RealDiv)
+    [[2, 5, 5, 8], [8]], // bias
+    [[3, 7, 5], [3, 7, 1]], // per-row scale
+    [[3, 7, 5], [1, 7, 1]],
+    [[4, 6], [4, 1]],
+    [[5, 1], [1, 6]], // both broadcast: stock
+    [[3, 4], [3, 4]],
+    [[3, 4], [1]],
+  ];
+  it.each(shapes)('a %j b %j', async (as, bs) => {
+    const rng = new Rng(40);
+    const av = randn(rng, as);
+    const bv = Array.from(randn(rng, bs), (v) => v + Math.sign(v) * 0.5); // away from 0 for RealDiv
+    await expectSameOnBoth(
+      () =>
+        tf.tidy(() => {
+          const a = tf.tensor(av, as);
+          const b = tf.tensor(bv, bs);
+          return [tf.add(a, b), tf.sub(a, b), tf.mul(a, b), tf.div(a, b), tf.square(a)];
+        }),
+      1e-6,
+    );
+  });
+
+  it('gradients through GroupNorm-style broadcasts', async () => {
+    const xv = randn(new Rng(41), [2, 6, 4, 3]);
+    await expectSameOnBoth(
+      () =>
+        tf.tidy(() =>
+          tf.grad((x: tf.Tensor) => {
+            const mean = tf.mean(x, [1, 3], true);
+            const c = tf.sub(x, mean);
+            return tf.mul(c, tf.rsqrt(tf.add(tf.mean(tf.square(c), [1, 3], true), 1e-5))).mul(tf.range(0, 3)).sum();
+          })(tf.tensor(xv, [2, 6, 4, 3])),
+        ),
+      1e-5,
+    );
   });
 });
 

@@ -13,6 +13,10 @@
  *                         stock copies the whole input out of the heap first
  *   Tile                  stock indexes element by element (~60 ms for one
  *                         upsampling); vtok's 2x upsampling is two Tiles
+ *   Add, Sub, Multiply, RealDiv
+ *                         stock broadcasts like GroupNorm's run a generic loop
+ *                         (12-16 ns/element); reshaped to XNNPACK-friendly shapes
+ *   Square                stock is a one-thread loop; XNNPACK's x * x instead
  *   MaxPoolGrad           stock routes all-negative windows wrongly (bug)
  * cpu:
  *   ResizeNearestNeighborGrad  stock is wrong for batch > 1 (bug)
@@ -23,6 +27,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { batchMatMulWasm, setupBatchMatMulWasm } from './batch-matmul';
+import { binaryWasm, squareWasm } from './binary';
 import { conv2dBackpropFilterWasm } from './conv2d-backprop-filter';
 import { conv2dBackpropInputWasm } from './conv2d-backprop-input';
 import { maxPoolGradWasm } from './max-pool-grad';
@@ -53,6 +58,8 @@ const WASM_KERNELS: VtokKernel[] = [
   { name: 'StridedSlice', kernelFunc: (a, stock) => stridedSliceWasm(a, required(stock, 'StridedSlice')) },
   { name: 'Tile', kernelFunc: (a, stock) => tileWasm(a, required(stock, 'Tile')) },
   { name: 'MaxPoolGrad', kernelFunc: (a) => maxPoolGradWasm(a) },
+  ...['Add', 'Sub', 'Multiply', 'RealDiv'].map((name) => ({ name, kernelFunc: (a: KernelArgs, stock: tf.KernelConfig | undefined) => binaryWasm(a, required(stock, name)) })),
+  { name: 'Square', kernelFunc: (a, stock) => squareWasm(a, required(stock, 'Square')) },
 ];
 
 const CPU_KERNELS: VtokKernel[] = [{ name: 'ResizeNearestNeighborGrad', kernelFunc: (a) => resizeNearestNeighborGradCpu(a) }];

@@ -14,10 +14,13 @@
 import * as tf from '@tensorflow/tfjs';
 import { bytesPerElement, heapBytes, offsetOf, type KernelArgs, type WasmBackend } from './wasm-util';
 
-export function tileWasm({ inputs, backend, attrs }: KernelArgs, stock: tf.KernelConfig): tf.TensorInfo {
+export function tileWasm({ inputs, backend, attrs }: KernelArgs, stock?: tf.KernelConfig): tf.TensorInfo {
   const { x } = inputs as { x: tf.TensorInfo };
   const { reps } = attrs as unknown as tf.TileAttrs;
-  if (x.dtype === 'string') return stock.kernelFunc({ inputs, backend, attrs }) as tf.TensorInfo;
+  if (x.dtype === 'string') {
+    if (!stock) throw new Error('vtok Tile on wasm does not handle strings');
+    return stock.kernelFunc({ inputs, backend, attrs }) as tf.TensorInfo;
+  }
   const be = backend as WasmBackend;
   const rank = x.shape.length;
   const outShape = x.shape.map((d, i) => d * reps[i]);

@@ -114,6 +114,12 @@ export class Scratch {
     return out;
   }
 
+  /** Takes a tensor made elsewhere (e.g. by a kernel function called directly) to free at dispose(). */
+  adopt(t: tf.TensorInfo): tf.TensorInfo {
+    this.owned.push(t);
+    return t;
+  }
+
   /** Marks a tensor as the caller's: dispose() will not free it. */
   keep(t: tf.TensorInfo): tf.TensorInfo {
     const i = this.owned.indexOf(t);
