@@ -235,7 +235,7 @@ async function plan(options: Partial<TokenizeOptions>): Promise<Plan> {
     labels = loaded.map;
     labelsDigest = loaded.sha256;
   }
-  const all = await enumerateInputs(opts.inputs, { sidecars: opts.sidecars, exclude: opts.labels ? [opts.labels] : [] });
+  const all = await enumerateInputs(opts.inputs, { sidecars: opts.sidecars, exclude: opts.labels ? [opts.labels, opts.out] : [opts.out] });
   const runOptions: RunOptions = {
     tokenizer: { id: tokenizer.id, imageSize: tokenizer.imageSize, gridShape: [tokenizer.gridShape[0], tokenizer.gridShape[1]], codebookSize: tokenizer.codebookSize },
     bpe: bpe ? { id: bpeContentId(bpe), vocabSize: bpe.vocabSize } : null,

@@ -132,6 +132,16 @@ describe('tokenizeDataset', () => {
     await expect(tokenizeDataset({ ...small, inputs: [inDir], out, resume: true })).rejects.toThrow(`${shard} is damaged: its sha256 is`);
   });
 
+  test('an output folder inside the input folder is not read as input', async () => {
+    const dir = path.join(root, 'nested');
+    await makeImages(dir, 4, 3, false);
+    const out = path.join(dir, 'tokens');
+    const a = await tokenizeDataset({ ...small, inputs: [dir], out });
+    expect(a.manifest.counts.inputs).toBe(4);
+    const b = await tokenizeDataset({ ...small, inputs: [dir], out, resume: true });
+    expect(b.manifest.run).toBe(a.manifest.run);
+  });
+
   test('option errors name the option', async () => {
     await expect(tokenizeDataset({ ...small, inputs: [inDir], out: path.join(root, 'x'), batchSize: 0 })).rejects.toThrow(
       'Expected integer between 1 and 4096 for batchSize but received 0 of type number',

@@ -70,7 +70,7 @@ export interface DatasetInput extends ByteSource {
 export interface EnumerateOptions {
   /** Look for sidecar files. Default true. */
   sidecars: boolean;
-  /** Files never taken as inputs (absolute paths), e.g. the labels file. Default none. */
+  /** Files, and folders with everything under them, never taken as inputs: the labels file, the output folder. Default none. */
   exclude: readonly string[];
 }
 
@@ -120,7 +120,7 @@ export function keysDigest(keys: readonly string[]): string {
  *   inputs[0].key === 'a/001.png'
  */
 export async function enumerateInputs(specs: readonly string[], options: EnumerateOptions = { sidecars: true, exclude: [] }): Promise<InputSet> {
-  const exclude = new Set(options.exclude.map((p) => path.resolve(p)));
+  const exclude = new Excluded(options.exclude);
   const groups: RawFile[][] = [];
   for (const spec of specs) groups.push(await expandSpec(spec, exclude));
   const all: DatasetInput[] = [];
@@ -138,11 +138,23 @@ export async function enumerateInputs(specs: readonly string[], options: Enumera
   return { inputs: all, digest: keysDigest(all.map((x) => x.key)) };
 }
 
+/** Paths (files or folders) to leave out. */
+class Excluded {
+  private readonly paths: string[];
+  constructor(paths: readonly string[]) {
+    this.paths = paths.map((p) => path.resolve(p));
+  }
+  has(p: string): boolean {
+    const abs = path.resolve(p);
+    return this.paths.some((x) => abs === x || abs.startsWith(x + path.sep));
+  }
+}
+
 async function statOrNull(p: string): Promise<import('node:fs').Stats | null> {
   return fsp.stat(p).catch(() => null);
 }
 
-async function expandSpec(spec: string, exclude: Set<string>): Promise<RawFile[]> {
+async function expandSpec(spec: string, exclude: Excluded): Promise<RawFile[]> {
   if (typeof spec !== 'string' || spec === '') throw new VtokError('INVALID_OPTION', `Expected a path, glob or @list for an input but received ${JSON.stringify(spec)}`, { subject: 'inputs' });
   if (spec.startsWith('@')) return readFileList(spec.slice(1), exclude);
   const st = await statOrNull(spec);
@@ -165,12 +177,12 @@ async function expandSpec(spec: string, exclude: Set<string>): Promise<RawFile[]
 }
 
 /** Files under a root (folder walk or glob), with tar archives opened. */
-async function expandFiles(root: string, rels: string[], exclude: Set<string>): Promise<RawFile[]> {
+async function expandFiles(root: string, rels: string[], exclude: Excluded): Promise<RawFile[]> {
   const out: RawFile[] = [];
   for (const rel of rels) {
     if (hidden(rel)) continue;
     const file = path.join(root, rel);
-    if (exclude.has(path.resolve(file))) continue;
+    if (exclude.has(file)) continue;
     if (extOf(rel) === 'tar' || isCompressedTar(rel)) {
       out.push(...(await tarFiles(file, rel, exclude)));
       continue;
@@ -181,8 +193,8 @@ async function expandFiles(root: string, rels: string[], exclude: Set<string>): 
   return out;
 }
 
-async function tarFiles(file: string, key: string, exclude: Set<string>): Promise<RawFile[]> {
-  if (exclude.has(path.resolve(file))) return [];
+async function tarFiles(file: string, key: string, exclude: Excluded): Promise<RawFile[]> {
+  if (exclude.has(file)) return [];
   let members: TarMember[];
   members = await listTar(file);
   members = members.filter((m) => m.name !== '' && !hidden(m.name));
@@ -196,7 +208,7 @@ async function tarFiles(file: string, key: string, exclude: Set<string>): Promis
   });
 }
 
-async function readFileList(listFile: string, exclude: Set<string>): Promise<RawFile[]> {
+async function readFileList(listFile: string, exclude: Excluded): Promise<RawFile[]> {
   let text: string;
   try {
     text = await fsp.readFile(listFile, 'utf8');
@@ -209,7 +221,7 @@ async function readFileList(listFile: string, exclude: Set<string>): Promise<Raw
     const line = raw.trim();
     if (line === '' || line.startsWith('#')) continue;
     const file = path.isAbsolute(line) ? line : path.join(base, line);
-    if (exclude.has(path.resolve(file))) continue;
+    if (exclude.has(file)) continue;
     const key = path.posix.normalize(line.replace(/\\/g, '/')).replace(/^\.\//, '');
     if (extOf(line) === 'tar' || isCompressedTar(line)) {
       out.push(...(await tarFiles(file, key, exclude)));

@@ -187,11 +187,13 @@ async function readAt(handle: fsp.FileHandle, pos: number, n: number): Promise<B
  */
 export class RangeReader {
   private readonly open = new Map<string, { handle: Promise<fsp.FileHandle>; busy: number }>();
+  private closed = false;
 
   constructor(private readonly maxOpen = 8) {}
 
   /** The `size` bytes at `offset` of `file` (fewer if the file is shorter). */
   async read(file: string, offset: number, size: number): Promise<Buffer> {
+    if (this.closed) throw new VtokError('IO', `Could not read ${file}: the reader is closed`, { subject: file });
     let slot = this.open.get(file);
     if (!slot) {
       this.evict();
@@ -224,6 +226,7 @@ export class RangeReader {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     const slots = [...this.open.values()];
     this.open.clear();
     await Promise.all(slots.map((s) => s.handle.then((h) => h.close()).catch(() => undefined)));

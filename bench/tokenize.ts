@@ -1,0 +1,183 @@
+/**
+ * npm run bench:tokenize: the dataset pipeline end to end against the model
+ * alone, and its peak memory at 1,000 and 10,000 images.
+ *
+ * Inputs: the 256 x 256 PNG photo crops of `npm run data` (data/photos/train,
+ * 1,632 files); runs of more images use a folder of symbolic links that
+ * cycle through them (real decode work, distinct keys).
+ *
+ * 1. Throughput: images/s of tokenizeDataset (read, sha256, decode, batch,
+ *    encode, shard writes) vs tokenizer.encodeBatch alone on the same images,
+ *    decoded beforehand into the same batches. Overhead = e2e time / model
+ *    time - 1 (target <= 10%). Medians of `reps` alternating runs.
+ *    Tokenizers: the semantic-VQ model of src/tf (default config, RANDOM
+ *    weights: no trained tokenizer ships yet; the compute is what matters)
+ *    on the fastest backend, and the colour-grid reference tokenizer (almost
+ *    no compute: its row measures the pipeline's own ceiling).
+ * 2. Peak RSS (getrusage maxrss of a fresh process) of tokenizeDataset at
+ *    1,000 and 10,000 images (target: flat), colour-grid tokenizer at 256 x 256
+ *    so that 10,000 images take a minute, not hours.
+ *
+ * Flags: --quick (fewer images and reps), --reps N.
+ * Results: a Markdown table on stdout and bench/out/tokenize.json.
+ */
+import { spawnSync } from 'node:child_process';
+import { promises as fsp } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { ImageTokenizer } from '../src/core/pipeline-types';
+import { initBackend, shutdownBackend } from '../src/engine/backend';
+import { enumerateInputs } from '../src/io/dataset/inputs';
+import { loadInput } from '../src/io/dataset/read';
+import { RangeReader } from '../src/io/dataset/tar';
+import { colourGridTokenizer } from '../src/pipeline/colour-grid';
+import { modelTokenizer } from '../src/pipeline/model-tokenizer';
+import { tokenizeDataset } from '../src/pipeline/tokenize';
+import { createTokenizerModel } from '../src/tf/tokenizer';
+import { formatTable } from './lib/table';
+import { median } from './lib/timing';
+
+const ROOT = path.resolve(__dirname, '..');
+const PHOTOS = path.join(ROOT, 'data/photos/train');
+const OUT = path.join(ROOT, 'bench/out/tokenize.json');
+
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const repsArg = args.indexOf('--reps');
+const REPS = repsArg >= 0 ? Number(args[repsArg + 1]) : quick ? 1 : 3;
+
+/** A folder of n symbolic links to the photos, cycling through them. */
+async function linkFolder(n: number): Promise<string> {
+  const photos = (await fsp.readdir(PHOTOS)).filter((f) => f.endsWith('.png')).sort();
+  if (photos.length === 0) throw new Error(`No photos in ${PHOTOS}: run npm run data first`);
+  const dir = path.join(os.tmpdir(), `vtok-bench-tokenize-${n}`);
+  const have = await fsp.readdir(dir).catch(() => [] as string[]);
+  if (have.length !== n) {
+    await fsp.rm(dir, { recursive: true, force: true });
+    await fsp.mkdir(dir, { recursive: true });
+    for (let i = 0; i < n; i++) await fsp.symlink(path.join(PHOTOS, photos[i % photos.length]), path.join(dir, `img-${String(i).padStart(6, '0')}.png`));
+  }
+  return dir;
+}
+
+interface Throughput {
+  tokenizer: string;
+  imageSize: number;
+  images: number;
+  batchSize: number;
+  modelImagesPerSecond: number;
+  e2eImagesPerSecond: number;
+  overhead: number;
+  modelSamples: number[];
+  e2eSamples: number[];
+}
+
+/** Model alone on pre-decoded batches vs the whole pipeline on the same files; alternating, medians. */
+async function throughput(label: string, tokenizer: ImageTokenizer, n: number, batchSize: number, reps: number): Promise<Throughput> {
+  const dir = await linkFolder(n);
+  const { inputs } = await enumerateInputs([dir]);
+  const S = tokenizer.imageSize;
+  const reader = new RangeReader();
+  const batches: { images: Float32Array; b: number }[] = [];
+  for (let start = 0; start < inputs.length; start += batchSize) {
+    const part = inputs.slice(start, start + batchSize);
+    const images = new Float32Array(part.length * S * S * 3); // [b, S, S, 3]
+    for (const [i, input] of part.entries()) {
+      const r = await loadInput(input, { reader, labels: null, image: { size: S, fit: 'crop', background: '#ffffff', kernel: 'lanczos3', maxPixels: 1 << 28, failOn: 'warning' }, maxFileBytes: 1 << 28 });
+      if (!r.ok) throw new Error(r.skipped.message);
+      images.set(r.value.pixels, i * S * S * 3);
+    }
+    batches.push({ images, b: part.length });
+  }
+  await reader.close();
+  await tokenizer.encodeBatch(batches[0].images, batches[0].b); // warm-up (kernels, allocations)
+  const modelSamples: number[] = [];
+  const e2eSamples: number[] = [];
+  for (let rep = 0; rep < reps; rep++) {
+    let t0 = performance.now();
+    for (const { images, b } of batches) await tokenizer.encodeBatch(images, b);
+    modelSamples.push((performance.now() - t0) / 1000);
+    const out = await fsp.mkdtemp(path.join(os.tmpdir(), 'vtok-bench-out-'));
+    t0 = performance.now();
+    await tokenizeDataset({ inputs: [dir], out, tokenizer, batchSize, recordsPerShard: 1024 });
+    e2eSamples.push((performance.now() - t0) / 1000);
+    await fsp.rm(out, { recursive: true, force: true });
+    process.stderr.write(`  ${label}: rep ${rep + 1}/${reps}: model ${modelSamples[rep].toFixed(2)} s, end to end ${e2eSamples[rep].toFixed(2)} s\n`);
+  }
+  const m = median(modelSamples);
+  const e = median(e2eSamples);
+  return { tokenizer: label, imageSize: S, images: n, batchSize, modelImagesPerSecond: n / m, e2eImagesPerSecond: n / e, overhead: e / m - 1, modelSamples, e2eSamples };
+}
+
+interface RssRow {
+  images: number;
+  tokenizer: string;
+  maxRssMB: number;
+  imagesPerSecond: number;
+  peakPrefetched: number;
+}
+
+/** In a fresh process: tokenize n images with the colour-grid tokenizer, report getrusage's maxrss. */
+async function rssChild(n: number): Promise<void> {
+  const dir = await linkFolder(n);
+  const out = await fsp.mkdtemp(path.join(os.tmpdir(), 'vtok-bench-rss-'));
+  const tokenizer = colourGridTokenizer({ imageSize: 256, grid: 16, levels: 8 });
+  const res = await tokenizeDataset({ inputs: [dir], out, tokenizer, batchSize: 16, recordsPerShard: 1024 });
+  await fsp.rm(out, { recursive: true, force: true });
+  const row: RssRow = {
+    images: n,
+    tokenizer: tokenizer.id,
+    maxRssMB: process.resourceUsage().maxRSS / 1024,
+    imagesPerSecond: res.imagesPerSecond,
+    peakPrefetched: res.peakPrefetched,
+  };
+  process.stdout.write(JSON.stringify(row) + '\n');
+}
+
+function runRss(n: number): RssRow {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', __filename, '--rss-child', String(n)], { cwd: ROOT, encoding: 'utf8', maxBuffer: 1 << 24 });
+  if (r.status !== 0) throw new Error(`rss child for ${n} images failed: ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop() as string) as RssRow;
+}
+
+async function main(): Promise<void> {
+  const child = args.indexOf('--rss-child');
+  if (child >= 0) return rssChild(Number(args[child + 1]));
+
+  const info = await initBackend();
+  process.stderr.write(`backend ${info.backend}, ${info.threads} threads; ${os.cpus().length} cores\n`);
+  const rows: Throughput[] = [];
+  // Semantic-VQ model, default config, random weights.
+  const model = createTokenizerModel({ kmeansInit: false }, 1);
+  rows.push(await throughput('semantic-VQ (src/tf, default config, random weights)', modelTokenizer(model, { imageSize: 64, id: 'bench-random-64' }), quick ? 32 : 128, 16, REPS));
+  if (!quick) rows.push(await throughput('semantic-VQ (src/tf, default config, random weights)', modelTokenizer(model, { imageSize: 256, id: 'bench-random-256' }), 16, 8, 1));
+  model.dispose();
+  await shutdownBackend();
+  rows.push(await throughput('colour-grid (no model: the pipeline ceiling)', colourGridTokenizer({ imageSize: 256, grid: 16, levels: 8 }), quick ? 200 : 1000, 16, REPS));
+
+  const rss = [runRss(1000), runRss(quick ? 2000 : 10000)];
+
+  console.log(`\n## bench:tokenize (${info.backend}, ${info.threads} threads, ${os.cpus().length} cores; medians of ${REPS} runs)\n`);
+  console.log(
+    formatTable(
+      ['tokenizer', 'image size', 'images', 'batch', 'model alone (img/s)', 'end to end (img/s)', 'overhead'],
+      rows.map((r) => [r.tokenizer, String(r.imageSize), String(r.images), String(r.batchSize), r.modelImagesPerSecond.toFixed(1), r.e2eImagesPerSecond.toFixed(1), `${(100 * r.overhead).toFixed(1)}%`]),
+      { markdown: true },
+    ),
+  );
+  console.log('');
+  console.log(
+    formatTable(
+      ['images', 'tokenizer', 'peak RSS (MB)', 'end to end (img/s)', 'most images decoded ahead'],
+      rss.map((r) => [String(r.images), r.tokenizer, r.maxRssMB.toFixed(0), r.imagesPerSecond.toFixed(1), String(r.peakPrefetched)]),
+      { markdown: true },
+    ),
+  );
+  await fsp.mkdir(path.dirname(OUT), { recursive: true });
+  await fsp.writeFile(OUT, JSON.stringify({ backend: info.backend, threads: info.threads, cores: os.cpus().length, reps: REPS, throughput: rows, rss }, null, 1));
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
