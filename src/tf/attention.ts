@@ -17,32 +17,52 @@ import * as tf from '@tensorflow/tfjs';
 export const MASKED = -1e9;
 
 /**
- * Rotary tables for positions 0..maxLength-1: angle(p, i) = p * base^(-2i/hd), i < hd/2.
- * Host arrays [maxLength * hd/2], row-major.
+ * Rotary tables for positions 0..maxLength-1: angle(p, i) = p * base^(-2i/hd)
+ * for i < hd/2, repeated for the second half of the head (the "rotate half"
+ * layout pairs x_i with x_{i+hd/2}). Host arrays [maxLength * hd], row-major.
  */
 export function ropeTables(maxLength: number, headDim: number, base: number): { cos: Float32Array; sin: Float32Array } {
   const half = headDim / 2;
-  const cos = new Float32Array(maxLength * half);
-  const sin = new Float32Array(maxLength * half);
+  const cos = new Float32Array(maxLength * headDim);
+  const sin = new Float32Array(maxLength * headDim);
   for (let i = 0; i < half; i++) {
     const freq = Math.pow(base, (-2 * i) / headDim);
     for (let p = 0; p < maxLength; p++) {
-      cos[p * half + i] = Math.cos(p * freq);
-      sin[p * half + i] = Math.sin(p * freq);
+      const c = Math.cos(p * freq);
+      const s = Math.sin(p * freq);
+      cos[p * headDim + i] = cos[p * headDim + half + i] = c;
+      sin[p * headDim + i] = sin[p * headDim + half + i] = s;
     }
   }
   return { cos, sin };
 }
 
 /**
- * Rotates pairs (x_i, x_{i+hd/2}) of every head vector by its position's
- * angles ("rotate half" layout, as in GPT-NeoX and Llama ports).
- * x: [B, H, T, hd]; cos, sin: [B, 1, T, hd/2] (one position per row and token).
+ * The [hd, hd] matrix R with x @ R = rotate_half(x) = [-x2, x1] for x = [x1, x2].
+ * A matmul with it replaces slicing the head in halves: slices along the last
+ * axis take a slow element-by-element path on the cpu backend.
  */
-export function applyRope(x: tf.Tensor4D, cos: tf.Tensor4D, sin: tf.Tensor4D): tf.Tensor4D {
+export function rotateHalfMatrix(headDim: number): Float32Array {
+  const half = headDim / 2;
+  const r = new Float32Array(headDim * headDim);
+  for (let i = 0; i < half; i++) {
+    r[(i + half) * headDim + i] = -1; // out[i] = -x[i + half]
+    r[i * headDim + i + half] = 1; // out[i + half] = x[i]
+  }
+  return r;
+}
+
+/**
+ * Rotates each pair (x_i, x_{i+hd/2}) of every head vector by its position's
+ * angle: x * cos + rotate_half(x) * sin (GPT-NeoX / Llama-port layout).
+ * x: [B, H, T, hd]; cos, sin: [B, 1, T, hd] (one position per row and token);
+ * rotateHalf: [hd, hd] from rotateHalfMatrix.
+ */
+export function applyRope(x: tf.Tensor4D, cos: tf.Tensor4D, sin: tf.Tensor4D, rotateHalf: tf.Tensor2D): tf.Tensor4D {
   return tf.tidy(() => {
-    const [x1, x2] = tf.split(x, 2, 3); // [B, H, T, hd/2] each
-    return tf.concat([tf.sub(tf.mul(x1, cos), tf.mul(x2, sin)), tf.add(tf.mul(x1, sin), tf.mul(x2, cos))], 3) as tf.Tensor4D;
+    const [B, H, T, hd] = x.shape;
+    const rotated = tf.matMul(x.reshape([B * H * T, hd]), rotateHalf).reshape([B, H, T, hd]); // [B, H, T, hd]
+    return tf.add(tf.mul(x, cos), tf.mul(rotated, sin)) as tf.Tensor4D;
   });
 }
 

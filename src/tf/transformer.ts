@@ -19,7 +19,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { VtokError, checkInt, checkNumber, checkOneOf, invalidOption, resolveOptions } from '../core/errors';
 import { Rng } from '../core/random';
-import { MASKED, applyRope, attend, attentionBias, ropeTables } from './attention';
+import { MASKED, applyRope, attend, attentionBias, ropeTables, rotateHalfMatrix } from './attention';
 
 export interface TransformerConfig {
   /** Number of ids in the unified vocabulary (required). */
@@ -208,16 +208,18 @@ export interface StepResult {
 }
 
 interface Rope {
-  cos: tf.Tensor4D; // [B, 1, T, hd/2]
+  cos: tf.Tensor4D; // [B, 1, T, hd]
   sin: tf.Tensor4D;
+  rotateHalf: tf.Tensor2D; // [hd, hd]
 }
 
 export class Transformer {
   readonly config: TransformerConfig;
   /** Every weight by name (see weightShapes). */
   readonly variables: Readonly<Record<string, tf.Variable>>;
-  private readonly ropeCos: tf.Tensor2D | null = null; // [contextLength, hd/2]
+  private readonly ropeCos: tf.Tensor2D | null = null; // [contextLength, hd]
   private readonly ropeSin: tf.Tensor2D | null = null;
+  private readonly rotateHalf: tf.Tensor2D | null = null; // [hd, hd]
   private readonly dropoutRng: Rng;
   private alive = true;
 
@@ -245,8 +247,9 @@ export class Transformer {
     if (c.positions === 'rope') {
       const hd = c.dModel / c.nHeads;
       const { cos, sin } = ropeTables(c.contextLength, hd, c.ropeBase);
-      this.ropeCos = tf.tensor2d(cos, [c.contextLength, hd / 2]);
-      this.ropeSin = tf.tensor2d(sin, [c.contextLength, hd / 2]);
+      this.ropeCos = tf.tensor2d(cos, [c.contextLength, hd]);
+      this.ropeSin = tf.tensor2d(sin, [c.contextLength, hd]);
+      this.rotateHalf = tf.tensor2d(rotateHalfMatrix(hd), [hd, hd]);
     }
   }
 
@@ -300,6 +303,7 @@ export class Transformer {
     for (const v of Object.values(this.variables)) v.dispose();
     this.ropeCos?.dispose();
     this.ropeSin?.dispose();
+    this.rotateHalf?.dispose();
   }
 
   /**
@@ -442,24 +446,25 @@ export class Transformer {
   private embed(ids: tf.Tensor2D, positions: tf.Tensor2D, pos2d: tf.Tensor3D | undefined, training: boolean): tf.Tensor3D {
     const c = this.config;
     const w = this.variables;
-    let x = tf.gather(w.tok_emb, ids) as tf.Tensor3D; // [B, T, C]
-    if (c.positions === 'learned') x = tf.add(x, tf.gather(w.pos_emb, positions));
+    let x = embeddingLookup(w.tok_emb, ids); // [B, T, C]
+    if (c.positions === 'learned') x = tf.add(x, embeddingLookup(w.pos_emb, positions));
     if (c.gridRows > 0 && pos2d !== undefined) {
-      const [rows, cols] = tf.split(pos2d, 2, 2); // [B, T, 1] each
-      const visual = tf.cast(tf.greaterEqual(rows, 0), 'float32'); // [B, T, 1]
+      // [B, T, 2] -> [2, B, T]: rows and columns as contiguous slices (a last-axis split is slow on cpu).
+      const [rows, cols] = tf.unstack(tf.transpose(pos2d, [2, 0, 1])) as tf.Tensor2D[]; // [B, T] each
+      const visual = tf.expandDims(tf.cast(tf.greaterEqual(rows, 0), 'float32'), 2); // [B, T, 1]
       const zero = tf.scalar(0, 'int32'); // a plain 0 would promote the indices to float32
-      const r = tf.maximum(rows, zero).squeeze([2]); // [B, T]
-      const col = tf.maximum(cols, zero).squeeze([2]);
-      x = tf.add(x, tf.mul(tf.add(tf.gather(w.row_emb, r), tf.gather(w.col_emb, col)), visual));
+      const r = tf.maximum(rows, zero) as tf.Tensor2D; // [B, T]
+      const col = tf.maximum(cols, zero) as tf.Tensor2D;
+      x = tf.add(x, tf.mul(tf.add(embeddingLookup(w.row_emb, r), embeddingLookup(w.col_emb, col)), visual));
     }
     return this.dropout(x, training);
   }
 
   private rope(positions: tf.Tensor2D): Rope | null {
-    if (this.ropeCos === null || this.ropeSin === null) return null;
-    const cos = tf.expandDims(tf.gather(this.ropeCos, positions), 1) as tf.Tensor4D; // [B, 1, T, hd/2]
+    if (this.ropeCos === null || this.ropeSin === null || this.rotateHalf === null) return null;
+    const cos = tf.expandDims(tf.gather(this.ropeCos, positions), 1) as tf.Tensor4D; // [B, 1, T, hd]
     const sin = tf.expandDims(tf.gather(this.ropeSin, positions), 1) as tf.Tensor4D;
-    return { cos, sin };
+    return { cos, sin, rotateHalf: this.rotateHalf };
   }
 
   /** One pre-norm block; returns the new residual stream and this layer's keys and values (past + new). */
@@ -480,14 +485,15 @@ export class Transformer {
 
     const h = this.normalize(x, `${p}.ln1`);
     const qkv = this.linear(h, w[`${p}.attn.wqkv`], w[`${p}.attn.bqkv`]); // [B, T, 3C]
-    const heads = (t: tf.Tensor): tf.Tensor4D => t.reshape([B, T, H, hd]).transpose([0, 2, 1, 3]) as tf.Tensor4D; // [B, H, T, hd]
-    const [q0, k0, v0] = tf.split(qkv, 3, 2).map(heads);
+    // [B, T, 3, H, hd] -> [3, B, H, T, hd]: q, k, v become contiguous slices along the first axis
+    // (cheap on every backend; a split along the last axis is slow on the cpu backend).
+    const [q0, k0, v0] = tf.unstack(qkv.reshape([B, T, 3, H, hd]).transpose([2, 0, 3, 1, 4])) as tf.Tensor4D[]; // [B, H, T, hd] each
     let q = q0;
     let k = k0;
     let v = v0;
     if (rope !== null) {
-      q = applyRope(q, rope.cos, rope.sin);
-      k = applyRope(k, rope.cos, rope.sin);
+      q = applyRope(q, rope.cos, rope.sin, rope.rotateHalf);
+      k = applyRope(k, rope.cos, rope.sin, rope.rotateHalf);
     }
     if (past !== null) {
       k = tf.concat([past.k, k], 2) as tf.Tensor4D; // [B, H, S, hd]
@@ -593,6 +599,31 @@ export class Transformer {
       throw invalidOption('pos2d', `an int32 tensor [${bt[0]}, ${bt[1]}, 2]`, `${pos2d.dtype} [${pos2d.shape.join(', ')}]`);
     }
   }
+}
+
+/**
+ * Rows of an embedding table: table [N, C], ids [B, T] int32 -> [B, T, C].
+ * Forward is a gather. The gradient is one_hot(ids)^T @ dy, a dense [N, C]
+ * matmul, instead of tfjs's gather gradient (UnsortedSegmentSum): that kernel
+ * is missing on the wasm backend and took 45% of a training step on the cpu
+ * backend; the matmul costs as much as the output head's and runs everywhere.
+ */
+function embeddingLookup(table: tf.Tensor, ids: tf.Tensor): tf.Tensor3D {
+  // CustomGradientFunc types its arguments as (Tensor | GradSaveFunc)[]; they are (table, ids, save).
+  const lookup = tf.customGrad(((t: tf.Tensor, i: tf.Tensor, save: tf.GradSaveFunc) => {
+    save([i]); // ids are an intermediate of forward's tidy; the engine keeps saved tensors for the backward pass
+    return {
+      value: tf.gather(t, i) as tf.Tensor3D, // [B, T, C]
+      gradFunc: (dy: tf.Tensor3D, saved: tf.Tensor[]) => {
+        const [N, C] = t.shape as [number, number];
+        const flat = saved[0].reshape([-1]); // [B*T]
+        const oneHot = tf.oneHot(flat, N, 1, 0, 'float32'); // [B*T, N]
+        const dTable = tf.matMul(oneHot, dy.reshape([-1, C]), true, false); // [N, C]
+        return [dTable, tf.zeros(saved[0].shape)]; // ids get no gradient (the tape prunes them)
+      },
+    };
+  }) as Parameters<typeof tf.customGrad<tf.Tensor3D>>[0]);
+  return lookup(table, ids) as tf.Tensor3D;
 }
 
 /** GELU, tanh approximation (Hendrycks & Gimpel 2016; GPT-2's choice). tfjs has no gelu op. */

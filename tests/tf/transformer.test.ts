@@ -157,6 +157,40 @@ describe('Transformer invariants', () => {
     m.dispose();
   });
 
+  it('has gradients that match finite differences (2 layers, 2D positions, custom embedding gradient)', () => {
+    const m = new Transformer({ vocabSize: 12, contextLength: 8, dModel: 8, nLayers: 2, nHeads: 2, initStd: 0.5, gridRows: 2, gridCols: 2 }, { seed: 3 });
+    const ids = ids2d([[1, 5, 6, 7], [1, 8, 9, 0]]);
+    const pos2d = tf.tensor3d([[[-1, -1], [0, 0], [0, 1], [1, 0]], [[-1, -1], [1, 1], [-1, -1], [-1, -1]]], [2, 4, 2], 'int32');
+    const probe = tf.tensor3d(Array.from({ length: 2 * 4 * 12 }, (_, i) => Math.sin(i)), [2, 4, 12]); // a fixed random-looking direction
+    const f = (): tf.Scalar => tf.sum(tf.mul(m.forward(ids, { pos2d }), probe));
+    const { grads } = tf.variableGrads(f, m.trainableVariables());
+    const w = m.getWeights();
+    const names = Object.keys(w);
+    const at = (): number => tf.tidy(() => f().dataSync()[0]);
+    let worst = 0;
+    for (const [n, v] of Object.entries(m.variables)) {
+      const g = grads[v.name].dataSync();
+      for (const i of [0, Math.floor(w[n].length / 2), w[n].length - 1]) {
+        const orig = w[n][i];
+        const eps = 1e-2;
+        w[n][i] = orig + eps;
+        m.setWeights(w);
+        const up = at();
+        w[n][i] = orig - eps;
+        m.setWeights(w);
+        const down = at();
+        w[n][i] = orig;
+        const numeric = (up - down) / (2 * eps);
+        worst = Math.max(worst, Math.abs(numeric - g[i]) / Math.max(1e-2, Math.abs(numeric) + Math.abs(g[i])));
+      }
+    }
+    m.setWeights(w);
+    expect(names.length).toBe(Object.keys(grads).length);
+    expect(worst).toBeLessThan(0.02);
+    tf.dispose([ids, pos2d, probe, ...Object.values(grads)]);
+    m.dispose();
+  });
+
   it('gives clear errors for bad inputs', () => {
     const m = new Transformer(TINY);
     expect(() => m.forward(tf.tensor2d([[1, 2]], [1, 2], 'float32'))).toThrow('Expected an int32 tensor for ids but received "float32" of type string');
