@@ -222,7 +222,11 @@ async function plan(options: Partial<TokenizeOptions>): Promise<Plan> {
   if (bpe !== undefined) {
     if (bpe === null || typeof bpe !== 'object' || typeof bpe.encode !== 'function') throw invalidOption('bpe', 'a BpeModel', bpe);
     if (bpe.baseVocab !== tokenizer.codebookSize) {
-      throw invalidOption('bpe', `a BPE model over the tokenizer's ${tokenizer.codebookSize} codes`, `a model over ${bpe.baseVocab} base codes` as unknown);
+      throw new VtokError(
+        'INVALID_OPTION',
+        `Expected a BPE model over the tokenizer's ${tokenizer.codebookSize} codes for bpe but received a model over ${bpe.baseVocab} base codes`,
+        { subject: 'bpe' },
+      );
     }
   }
   if (!opts.storeCodes && bpe === undefined) throw invalidOption('storeCodes', 'true when no bpe model is given (records need codes or BPE ids)', opts.storeCodes);

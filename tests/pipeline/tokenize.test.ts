@@ -150,6 +150,10 @@ describe('tokenizeDataset', () => {
     await expect(tokenizeDataset({ ...small, inputs: [inDir], out: path.join(root, 'x'), shard: '2/2' })).rejects.toThrow('for part.index but received 2');
     await expect(tokenizeDataset({ ...small, inputs: [inDir], out: path.join(root, 'x'), storeCodes: false })).rejects.toThrow(/for storeCodes/);
     await expect(tokenizeDataset({ inputs: [inDir], out: path.join(root, 'x') })).rejects.toThrow(/for tokenizer but received undefined/);
+    const bpe4 = trainBpe([{ codes: [0, 1, 0, 1], h: 2, w: 2 }], { baseVocab: 4, merges: 1, minFrequency: 1 });
+    await expect(tokenizeDataset({ ...small, inputs: [inDir], out: path.join(root, 'x'), bpe: bpe4 })).rejects.toThrow(
+      "Expected a BPE model over the tokenizer's 512 codes for bpe but received a model over 4 base codes",
+    );
     await expect(tokenizeDataset({ ...small, inputs: [inDir], out: path.join(root, 'x'), recordsPerShard: 5, bogus: 1 } as never)).rejects.toThrow(
       /Unknown option "bogus" for tokenizeDataset/,
     );
