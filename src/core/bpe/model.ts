@@ -82,7 +82,12 @@ export class BpeModel {
   private owner = new Int32Array(0);
   private mark = new Int32Array(0);
   private stamp = 0;
-  private heap = new Float64Array(0);
+  private bucketHead = new Int32Array(0);
+  private bits = new Int32Array(0);
+  private entryPos = new Int32Array(0);
+  private entryNext = new Int32Array(0);
+  private batch = new Int32Array(64);
+  private baseRankTable: Int32Array | null = null;
   private nb = new Int32Array(0);
 
   /** Builds a model from merge rules; checks every rule (ids, offsets, overlaps). */
@@ -188,41 +193,60 @@ export class BpeModel {
       tok[p] = c;
       owner[p] = p;
     }
-    // Min-heap of rank * n + anchor: pops rules in learned order, and within a rule, anchors in raster order.
-    let heap = this.heap;
-    let hn = 0;
-    const push = (v: number): void => {
-      if (hn >= heap.length) {
-        const bigger = new Float64Array(Math.max(64, heap.length * 2));
-        bigger.set(heap);
-        heap = bigger;
-        this.heap = heap;
+    // Bucket queue by rule rank: bucket r lists the left anchors of pairs whose key is rule r's key
+    // and that appeared before rule r's turn. A bitset finds the next nonempty bucket; rules are
+    // processed in learned order, and within a rule anchors are taken in raster order.
+    const R = this.merges.left.length;
+    if (this.bits.length < (R >> 5) + 1) {
+      this.bucketHead = new Int32Array(R).fill(-1);
+      this.bits = new Int32Array((R >> 5) + 1);
+    }
+    const bucketHead = this.bucketHead;
+    const bits = this.bits;
+    let entryPos = this.entryPos;
+    let entryNext = this.entryNext;
+    let nEntries = 0;
+    const push = (rank: number, pos: number): void => {
+      if (nEntries >= entryPos.length) {
+        const m = Math.max(1024, entryPos.length * 2);
+        const a = new Int32Array(m);
+        a.set(entryPos);
+        const b = new Int32Array(m);
+        b.set(entryNext);
+        entryPos = this.entryPos = a;
+        entryNext = this.entryNext = b;
       }
-      let i = hn++;
-      while (i > 0) {
-        const parent = (i - 1) >> 1;
-        if (heap[parent] <= v) break;
-        heap[i] = heap[parent];
-        i = parent;
-      }
-      heap[i] = v;
+      entryPos[nEntries] = pos;
+      entryNext[nEntries] = bucketHead[rank];
+      bucketHead[rank] = nEntries++;
+      bits[rank >> 5] |= 1 << (rank & 31);
     };
     const rules = this.rules;
     const firstRank = this.firstRank;
     const nextSame = this.nextSameKey;
-    const horizontal = this.horizontal;
-    const vertical = this.vertical;
+    const baseRanks = this.baseRanks();
+    const KK = K * K;
     // Initial pairs of single cells.
     for (let y = 0; y < H; y++) {
       for (let x = 0; x < W; x++) {
         const p = y * W + x;
-        if (horizontal && x + 1 < W) {
-          const k = rules.find(tok[p], tok[p + 1], OFF_RIGHT);
-          if (k >= 0) push(firstRank[k] * n + p);
+        if (this.horizontal && x + 1 < W) {
+          let r: number;
+          if (baseRanks) r = baseRanks[tok[p] * K + tok[p + 1]];
+          else {
+            const k = rules.find(tok[p], tok[p + 1], OFF_RIGHT);
+            r = k < 0 ? -1 : firstRank[k];
+          }
+          if (r >= 0) push(r, p);
         }
-        if (vertical && y + 1 < H) {
-          const k = rules.find(tok[p], tok[p + W], OFF_DOWN);
-          if (k >= 0) push(firstRank[k] * n + p);
+        if (this.vertical && y + 1 < H) {
+          let r: number;
+          if (baseRanks) r = baseRanks[KK + tok[p] * K + tok[p + W]];
+          else {
+            const k = rules.find(tok[p], tok[p + W], OFF_DOWN);
+            r = k < 0 ? -1 : firstRank[k];
+          }
+          if (r >= 0) push(r, p);
         }
       }
     }
@@ -231,63 +255,81 @@ export class BpeModel {
     const maxNb = 4 * (this.settings.maxShapeCells + 1);
     if (this.nb.length < maxNb) this.nb = new Int32Array(maxNb);
     const nb = this.nb;
-    while (hn > 0) {
-      // pop min
-      const top = heap[0];
-      const last = heap[--hn];
-      if (hn > 0) {
-        let i = 0;
-        for (;;) {
-          let c = 2 * i + 1;
-          if (c >= hn) break;
-          if (c + 1 < hn && heap[c + 1] < heap[c]) c++;
-          if (heap[c] >= last) break;
-          heap[i] = heap[c];
-          i = c;
-        }
-        heap[i] = last;
+    let batch = this.batch;
+    const nWords = (R >> 5) + 1;
+    let wi = 0;
+    while (wi < nWords) {
+      const word = bits[wi];
+      if (word === 0) {
+        wi++;
+        continue;
       }
-      const r = Math.floor(top / n);
-      const p = top - r * n;
-      const q = p + mdy[r] * W + mdx[r];
-      if (tok[p] !== left[r] || tok[q] !== right[r]) continue;
-      const t = mid[r];
-      // b's cells now belong to p.
+      const r = (wi << 5) + (31 - Math.clz32(word & -word));
+      bits[wi] = word & (word - 1);
+      // Take bucket r (it is complete: merges of rule r only create pairs of later rules).
+      let m = 0;
+      for (let e = bucketHead[r]; e >= 0; e = entryNext[e]) {
+        if (m >= batch.length) {
+          const bigger = new Int32Array(batch.length * 2);
+          bigger.set(batch);
+          batch = this.batch = bigger;
+        }
+        batch[m++] = entryPos[e];
+      }
+      bucketHead[r] = -1;
+      for (let i = 1; i < m; i++) {
+        const v = batch[i];
+        let j = i - 1;
+        while (j >= 0 && batch[j] > v) {
+          batch[j + 1] = batch[j];
+          j--;
+        }
+        batch[j + 1] = v;
+      }
+      const a = left[r];
       const b = right[r];
-      for (let i = start[b], e = i + len[b]; i < e; i++) owner[q + cellDy[i] * W + cellDx[i]] = p;
-      tok[p] = t;
-      tok[q] = -1;
-      // Pairs of the new instance with its neighbours, each at the first rule after r with that key.
-      const py = Math.floor(p / W);
-      const px = p - py * W;
-      let nn = 0;
-      const s = ++this.stamp;
-      if (s === 0x7fffffff) {
-        mark.fill(0);
-        this.stamp = 1;
-      }
-      mark[p] = this.stamp;
-      for (let i = bStart[t], e = i + bLen[t]; i < e; i++) {
-        const cy = py + bDy[i];
-        const cx = px + bDx[i];
-        if (cy < 0 || cy >= H || cx < 0 || cx >= W) continue;
-        const o = owner[cy * W + cx];
-        if (mark[o] !== this.stamp) {
-          mark[o] = this.stamp;
-          nb[nn++] = o;
+      const t = mid[r];
+      const step = mdy[r] * W + mdx[r];
+      for (let bi = 0; bi < m; bi++) {
+        const p = batch[bi];
+        const q = p + step;
+        if (tok[p] !== a || tok[q] !== b) continue; // stale, or taken by an earlier anchor of this rule
+        // b's cells now belong to p.
+        for (let i = start[b], e = i + len[b]; i < e; i++) owner[q + cellDy[i] * W + cellDx[i]] = p;
+        tok[p] = t;
+        tok[q] = -1;
+        // Pairs of the new instance with its neighbours, each queued at the first rule after r with that key.
+        const py = Math.floor(p / W);
+        const px = p - py * W;
+        let nn = 0;
+        let s = ++this.stamp;
+        if (s >= 0x7fffffff) {
+          mark.fill(0);
+          s = this.stamp = 1;
         }
-      }
-      for (let j = 0; j < nn; j++) {
-        const o = nb[j];
-        const e0 = o < p ? o : p;
-        const l0 = o < p ? p : o;
-        const ey = Math.floor(e0 / W);
-        const ly = Math.floor(l0 / W);
-        const k = rules.find(tok[e0], tok[l0], packOffset(ly - ey, l0 - ly * W - (e0 - ey * W)));
-        if (k < 0) continue;
-        let rr = firstRank[k];
-        while (rr >= 0 && rr <= r) rr = nextSame[rr];
-        if (rr >= 0) push(rr * n + e0);
+        mark[p] = s;
+        for (let i = bStart[t], e = i + bLen[t]; i < e; i++) {
+          const cy = py + bDy[i];
+          const cx = px + bDx[i];
+          if (cy < 0 || cy >= H || cx < 0 || cx >= W) continue;
+          const o = owner[cy * W + cx];
+          if (mark[o] !== s) {
+            mark[o] = s;
+            nb[nn++] = o;
+          }
+        }
+        for (let j = 0; j < nn; j++) {
+          const o = nb[j];
+          const e0 = o < p ? o : p;
+          const l0 = o < p ? p : o;
+          const ey = Math.floor(e0 / W);
+          const ly = Math.floor(l0 / W);
+          const k = rules.find(tok[e0], tok[l0], packOffset(ly - ey, l0 - ly * W - (e0 - ey * W)));
+          if (k < 0) continue;
+          let rr = firstRank[k];
+          while (rr >= 0 && rr <= r) rr = nextSame[rr];
+          if (rr >= 0) push(rr, e0);
+        }
       }
     }
     let count = 0;
@@ -296,6 +338,31 @@ export class BpeModel {
     let j = 0;
     for (let p = 0; p < n; p++) if (tok[p] >= 0) out[j++] = tok[p];
     return out;
+  }
+
+  /**
+   * First rule rank of every pair of base codes side by side ([0, K*K)) and stacked ([K*K, 2*K*K)),
+   * -1 for none: one array read instead of a hash probe for the first pairs of a grid. Only for
+   * K <= 2048 (2 * K * K ints); null otherwise.
+   */
+  private baseRanks(): Int32Array | null {
+    const K = this.settings.baseVocab;
+    if (K > 2048) return null;
+    if (this.baseRankTable) return this.baseRankTable;
+    const table = new Int32Array(2 * K * K).fill(-1);
+    const { ka, kb, kc } = this.rulesKeys();
+    for (let k = 0; k < ka.length; k++) {
+      if (ka[k] >= K || kb[k] >= K) continue;
+      if (kc[k] === OFF_RIGHT) table[ka[k] * K + kb[k]] = this.firstRank[k];
+      else if (kc[k] === OFF_DOWN) table[K * K + ka[k] * K + kb[k]] = this.firstRank[k];
+    }
+    this.baseRankTable = table;
+    return table;
+  }
+
+  private rulesKeys(): { ka: Int32Array; kb: Int32Array; kc: Int32Array } {
+    const n = this.rules.size;
+    return { ka: this.rules.ka.subarray(0, n), kb: this.rules.kb.subarray(0, n), kc: this.rules.kc.subarray(0, n) };
   }
 
   /**
