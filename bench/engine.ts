@@ -354,6 +354,7 @@ async function main(): Promise<void> {
   const cores = os.availableParallelism();
   const threadsN = Math.min(cores, WASM_MAX_THREADS);
   if (args.profile) return profileTrainStep(threadsN);
+  const loadBefore = os.loadavg()[0];
   const columns: { key: string; title: string; results?: Results; info?: string }[] = [];
   const want = new Set(args.backends);
 
@@ -412,6 +413,7 @@ async function main(): Promise<void> {
     ...columns.map((c) => `  ${c.title}: ${c.info}`),
     `  ${torchNote}`,
     `  medians of ${args.reps} runs after 1 warm-up (cpu: 1 run); train step GFLOP is an estimate (3x the forward convs and distance product)`,
+    `  1-minute load average: ${loadBefore.toFixed(2)} at start, ${os.loadavg()[0].toFixed(2)} at end (the benchmark itself adds up to ${threadsN})`,
     '',
     formatTable(header, rows, { markdown: args.markdown }),
   ];
