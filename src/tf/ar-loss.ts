@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { invalidOption } from '../core/errors';
 import type { ArBatch } from '../core/ar-streams';
-import { Transformer } from './transformer';
+import { Transformer, oneHotFloat } from './transformer';
 
 export interface ArLossOptions {
   /** Dropout on (when the model has dropout > 0). Default true. */
@@ -34,7 +34,7 @@ export function arLoss(model: Transformer, batch: ArBatch, options: ArLossOption
     const logits = model.forward(ids, { pos2d, training: options.training ?? true }).reshape([B * T, V]); // [B*T, V]
     const logp = tf.logSoftmax(logits); // [B*T, V], stable: logits - logsumexp(logits)
     // one-hot product rather than gather: no gather gradient needed (the wasm backend lacks UnsortedSegmentSum).
-    const picked = tf.sum(tf.mul(logp, tf.oneHot(tf.tensor1d(batch.targets, 'int32'), V, 1, 0, 'float32')), -1); // [B*T]
+    const picked = tf.sum(tf.mul(logp, oneHotFloat(tf.tensor1d(batch.targets, 'int32'), V)), -1); // [B*T]
     return tf.div(tf.neg(tf.sum(tf.mul(picked, tf.tensor1d(batch.weights)))), wsum) as tf.Scalar;
   });
 }
@@ -94,7 +94,7 @@ export function scoreContinuations(
       const p2 = pos2d !== null ? tf.tensor3d(pos2d, [R, T, 2], 'int32') : undefined;
       const logits = model.forward(ids, { pos2d: p2 }).reshape([R * T, V]);
       const logp = tf.logSoftmax(logits); // [R*T, V]
-      return tf.sum(tf.mul(logp, tf.oneHot(tf.tensor1d(targets, 'int32'), V, 1, 0, 'float32')), -1); // [R*T]
+      return tf.sum(tf.mul(logp, oneHotFloat(tf.tensor1d(targets, 'int32'), V)), -1); // [R*T]
     });
     const data = picked.dataSync();
     picked.dispose();

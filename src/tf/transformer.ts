@@ -84,6 +84,24 @@ export const TRANSFORMER_DEFAULTS: TransformerConfig = {
   initStd: 0.02,
 };
 
+/**
+ * Named sizes, from tests to a GPU. vocabSize and contextLength come from the
+ * data. Weights excluding the embedding (V x dModel): tiny 0.1M, small 4.7M,
+ * base 25M, large 85M (GPT-2 small / LlamaGen-B scale).
+ */
+export const TRANSFORMER_PRESETS = {
+  /** Tests and smoke runs, any backend. */
+  tiny: { dModel: 64, nLayers: 2, nHeads: 2 },
+  /** CPU / wasm experiments (Fashion-MNIST-sized data). */
+  small: { dModel: 256, nLayers: 6, nHeads: 4 },
+  /** One GPU. */
+  base: { dModel: 512, nLayers: 8, nHeads: 8 },
+  /** A GPU for a day. */
+  large: { dModel: 768, nLayers: 12, nHeads: 12 },
+} as const satisfies Record<string, Partial<TransformerConfig>>;
+
+export type TransformerPreset = keyof typeof TRANSFORMER_PRESETS;
+
 /** Fills defaults and checks every field; unknown keys are rejected. */
 export function resolveTransformerConfig(config: Partial<TransformerConfig>): TransformerConfig {
   const c = resolveOptions('TransformerConfig', TRANSFORMER_DEFAULTS, config);
@@ -148,6 +166,11 @@ export function weightShapes(config: TransformerConfig): Record<string, number[]
   norm('ln_f');
   if (!config.tieEmbeddings) s.head = [C, V];
   return s;
+}
+
+/** Number of weights (scalars) a config has, without building the model. */
+export function countParams(config: TransformerConfig): number {
+  return Object.values(weightShapes(config)).reduce((n, shape) => n + shape.reduce((a, b) => a * b, 1), 0);
 }
 
 /**
@@ -241,7 +264,8 @@ export class Transformer {
         const std = name.endsWith('attn.wo') || name.endsWith('mlp.w2') ? residualStd : c.initStd;
         for (let i = 0; i < size; i++) data[i] = rng.normal() * std;
       }
-      vars[name] = tf.variable(tf.tensor(data, shape, 'float32'), true);
+      // tidy frees the initial tensor (a variable made from a tensor does not take ownership of it).
+      vars[name] = tf.tidy(() => tf.variable(tf.tensor(data, shape, 'float32'), true));
     }
     this.variables = vars;
     if (c.positions === 'rope') {
@@ -617,13 +641,22 @@ function embeddingLookup(table: tf.Tensor, ids: tf.Tensor): tf.Tensor3D {
       gradFunc: (dy: tf.Tensor3D, saved: tf.Tensor[]) => {
         const [N, C] = t.shape as [number, number];
         const flat = saved[0].reshape([-1]); // [B*T]
-        const oneHot = tf.oneHot(flat, N, 1, 0, 'float32'); // [B*T, N]
+        const oneHot = oneHotFloat(flat, N); // [B*T, N]
         const dTable = tf.matMul(oneHot, dy.reshape([-1, C]), true, false); // [N, C]
         return [dTable, tf.zeros(saved[0].shape)]; // ids get no gradient (the tape prunes them)
       },
     };
   }) as Parameters<typeof tf.customGrad<tf.Tensor3D>>[0]);
   return lookup(table, ids) as tf.Tensor3D;
+}
+
+/**
+ * One-hot rows as float32: ids [N] int32 -> [N, depth].
+ * Built as int32 and cast: tfjs 4.22's wasm OneHot ignores a float32 dtype and
+ * writes int32 bit patterns (1 reads back as 1.4e-45).
+ */
+export function oneHotFloat(ids: tf.Tensor1D | tf.Tensor, depth: number): tf.Tensor2D {
+  return tf.tidy(() => tf.cast(tf.oneHot(ids as tf.Tensor1D, depth), 'float32') as tf.Tensor2D);
 }
 
 /** GELU, tanh approximation (Hendrycks & Gimpel 2016; GPT-2's choice). tfjs has no gelu op. */

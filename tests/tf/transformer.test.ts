@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { Transformer, TransformerConfig, mlpWidth, resolveTransformerConfig, weightShapes } from '../../src/tf/transformer';
+import { TRANSFORMER_PRESETS, Transformer, TransformerConfig, countParams, mlpWidth, resolveTransformerConfig, weightShapes } from '../../src/tf/transformer';
 
 const TINY: Partial<TransformerConfig> = { vocabSize: 31, contextLength: 16, dModel: 16, nLayers: 2, nHeads: 2 };
 
@@ -41,6 +41,17 @@ describe('TransformerConfig', () => {
     );
     expect(() => resolveTransformerConfig({ vocabSize: 10, norm: 'batch' as never })).toThrow('Expected one of "rms", "layer" for norm but received "batch" of type string');
     expect(() => resolveTransformerConfig({ vocabSize: 10, gridRows: 3 })).toThrow('Expected 0 when gridRows is 0 and > 0 otherwise (gridRows 3) for gridCols but received 0 of type number');
+  });
+
+  it('has presets from tiny to GPU size with the documented weight counts', () => {
+    // Per layer with SwiGLU: 4 C^2 (attention) + 3 C F (MLP) + 2 C (norms); plus V C (tied embedding) + C (final norm).
+    const counts = Object.entries(TRANSFORMER_PRESETS).map(([name, p]) => {
+      const c = resolveTransformerConfig({ vocabSize: 1000, ...p });
+      const F = mlpWidth(c);
+      expect(countParams(c)).toBe(1000 * c.dModel + c.nLayers * (4 * c.dModel ** 2 + 3 * c.dModel * F + 2 * c.dModel) + c.dModel);
+      return [name, Math.round((countParams(c) - 1000 * c.dModel) / 1e5) / 10];
+    });
+    expect(Object.fromEntries(counts)).toEqual({ tiny: 0.1, small: 4.7, base: 25.2, large: 85 }); // millions, embedding excluded
   });
 
   it('has the hand-counted number of weights', () => {
@@ -110,6 +121,13 @@ describe('Transformer invariants', () => {
       expect(maxAbsDiff(plain.flat(), right.flat())).toBeLessThan(1e-5);
       m.dispose();
     }
+  });
+
+  it('frees everything it allocates when disposed', () => {
+    const before = tf.memory().numTensors;
+    const m = new Transformer({ ...TINY, positions: 'rope', gridRows: 2, gridCols: 2 });
+    m.dispose();
+    expect(tf.memory().numTensors).toBe(before);
   });
 
   it('is seeded: the same seed gives the same weights, another seed others', () => {
