@@ -173,7 +173,9 @@ describe('FeatureStats', () => {
     const batched = new FeatureStats(D);
     for (let i = 0; i < 60; i += 11) batched.add(x.subarray(i * D, Math.min(60, i + 11) * D));
     const merged = new FeatureStats(D).add(x.subarray(0, 20 * D)).merge(new FeatureStats(D).add(x.subarray(20 * D)));
-    for (const s of [batched.finalize(), merged.finalize()]) {
+    // Saved statistics of the first 45 vectors, restored and continued.
+    const restored = FeatureStats.fromStats(featureStats(x.subarray(0, 45 * D), D)).add(x.subarray(45 * D));
+    for (const s of [batched.finalize(), merged.finalize(), restored.finalize()]) {
       expect(s.n).toBe(60);
       for (let i = 0; i < D; i++) expect(s.mean[i]).toBeCloseTo(once.mean[i], 12);
       for (let i = 0; i < D * D; i++) expect(s.cov[i]).toBeCloseTo(once.cov[i], 12);
@@ -217,6 +219,9 @@ describe('FeatureStats', () => {
     expect(() => s.covariance()).toThrow('Expected at least 2 feature vectors for a covariance but received 1');
     expect(() => s.merge(new FeatureStats(4))).toThrow('Expected FeatureStats of dim 3 to merge but received dim 4');
     expect(() => new FeatureStats(0)).toThrow('Expected integer between 1 and 65536 for dim but received 0 of type number');
+    expect(() => FeatureStats.fromStats({ n: 1, dim: 1, mean: Float64Array.of(0), cov: Float64Array.of(0), notes: [] })).toThrow(
+      'Expected integer between 2 and 9007199254740991 for stats.n but received 1 of type number',
+    );
   });
 });
 
