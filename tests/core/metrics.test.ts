@@ -145,6 +145,7 @@ describe('ssim', () => {
     expect(() => ssim(a, a, { width: 8, height: 8, variant: 'gauss' as never })).toThrow('Expected one of "skimage", "wang" for variant but received "gauss" of type string');
     expect(() => ssim(a, a, { width: 8, height: 8, win: 7 } as never)).toThrow('Unknown option "win" for ssim');
     expect(() => ssim(a, a, { width: 0, height: 8 })).toThrow('Expected integer between 1 and 9007199254740991 for width but received 0 of type number');
+    expect(() => ssim(a, a, { width: 8 } as never)).toThrow('Expected integer between 1 and 9007199254740991 for height but received undefined');
     expect(() => ssim(new Float32Array(64), new Float32Array(64), { width: 8, height: 8 })).toThrow('Expected dataRange');
   });
 });

@@ -48,9 +48,10 @@ export interface SsimOptions {
   k2?: number;
 }
 
-const DEFAULTS: Required<Omit<SsimOptions, 'dataRange'>> & { dataRange: number | undefined } = {
-  width: 0,
-  height: 0,
+/** Defaults; width and height have none (undefined, so a missing one is reported as such). */
+const DEFAULTS: Record<keyof SsimOptions, unknown> = {
+  width: undefined,
+  height: undefined,
   channels: 1,
   dataRange: undefined,
   variant: 'skimage',
@@ -110,7 +111,7 @@ function resolve(a: PixelArray, b: PixelArray, options: SsimOptions): Resolved {
       `Expected images of at least ${win} x ${win} pixels for ssim variant "${variant}" (its window) but received ${width} x ${height}`,
     );
   }
-  return { width, height, channels, R: resolveDataRange(a, o.dataRange), variant, k1, k2 };
+  return { width, height, channels, R: resolveDataRange(a, o.dataRange as number | undefined), variant, k1, k2 };
 }
 
 /** Mean SSIM of each channel, [C]. */
