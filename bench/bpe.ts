@@ -7,9 +7,11 @@
  *                (it uses BpeTrainer::default(): vocab_size 30000,
  *                min_frequency 0), so that comparison is at 30,000 ids, with
  *                vtok at minFrequency 1 so both may use merges seen once.
- *   encode       grids per second over the whole corpus: vtok encode() one
- *                grid at a time on one thread; HF encodeBatch() of all images
- *                (Rust, parallel over the cores) plus getIds().
+ *   encode       grids per second over the whole corpus: HF encodeBatch() of
+ *                all images (Rust, parallel over all cores) plus getIds();
+ *                vtok encode() one grid at a time, on one thread and in one
+ *                worker thread per core (bench/lib/bpe-workers.ts), the
+ *                same cores HF uses.
  *   tokens/image mean sequence length over the corpus at several vocabulary
  *                sizes. BPE training is sequential, so a vocabulary of V ids
  *                is the prefix of the 30,000-id run that reaches V ids; HF's
@@ -29,6 +31,7 @@ import * as os from 'node:os';
 import { BPE, Tokenizer, charDelimiterSplit } from 'tokenizers';
 import { BpeModel, BpeTrainer, CodeGrid } from '../src/core/bpe';
 import { readGridFile } from './lib/bpe-corpus';
+import { BpeEncodePool } from './lib/bpe-workers';
 
 const HF_VOCAB = 30000; // fixed by the binding (BpeTrainer::default())
 const CHAR0 = 0x4e00;
@@ -99,6 +102,7 @@ async function main(): Promise<void> {
   const textFile = path.join(dir, 'bpe-corpus-hf.txt');
   writeFileSync(textFile, lines.join('\n') + '\n');
   const log = (s: string): void => void process.stderr.write(s + '\n');
+  const threads = os.cpus().length;
   log(`corpus ${args.corpus}: ${header.count} grids of ${header.h}x${header.w}, K = ${K}\n  codes: ${header.source}`);
   log(`machine: ${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}, node ${process.version}, load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
 
@@ -137,7 +141,8 @@ async function main(): Promise<void> {
     const m2 = prefixModel(model2d, V);
     const m1 = prefixModel(model1d, V);
     const hfString = hfPrefix(hfFull, V);
-    const enc: Record<'2d' | '1d' | 'hf', number[]> = { '2d': [], '1d': [], hf: [] };
+    const enc: Record<'2d' | '1d' | 'hf' | '2dPar', number[]> = { '2d': [], '1d': [], hf: [], '2dPar': [] };
+    const pool = await BpeEncodePool.create(m2, codes, header.count, header.h, header.w, threads);
     const tokens: Record<'2d' | '1d' | 'hf', number> = { '2d': 0, '1d': 0, hf: 0 };
     for (let run = 0; run < args.runs; run++) {
       for (const [mode, model] of [['2d', m2], ['1d', m1]] as const) {
@@ -146,6 +151,12 @@ async function main(): Promise<void> {
         for (const g of corpus) total += model.encode(g.codes, g.h, g.w).length;
         enc[mode].push(performance.now() - t0);
         tokens[mode] = total / corpus.length;
+      }
+      {
+        const t0 = performance.now();
+        const total = await pool.encodeAll();
+        enc['2dPar'].push(performance.now() - t0);
+        if (Math.abs(total / corpus.length - tokens['2d']) > 1e-9) throw new Error('parallel encode disagrees');
       }
       const hf = Tokenizer.fromString(hfString); // fresh: no cache from an earlier run
       const t0 = performance.now();
@@ -165,6 +176,7 @@ async function main(): Promise<void> {
         }
       }
     }
+    await pool.close();
     const gps = (ms: number[]): number => corpus.length / (median(ms) / 1000);
     rows.push({
       vocab: V,
@@ -172,10 +184,11 @@ async function main(): Promise<void> {
       vtok1dTokens: tokens['1d'],
       hfTokens: tokens.hf,
       vtok2dGridsPerS: gps(enc['2d']),
+      vtok2dParGridsPerS: gps(enc['2dPar']),
       vtok1dGridsPerS: gps(enc['1d']),
       hfGridsPerS: gps(enc.hf),
     });
-    log(`vocab ${V}: tokens/image 2d ${tokens['2d'].toFixed(2)} 1d ${tokens['1d'].toFixed(2)} hf ${tokens.hf.toFixed(2)}; grids/s 2d ${gps(enc['2d']).toFixed(0)} 1d ${gps(enc['1d']).toFixed(0)} hf ${gps(enc.hf).toFixed(0)}`);
+    log(`vocab ${V}: tokens/image 2d ${tokens['2d'].toFixed(2)} 1d ${tokens['1d'].toFixed(2)} hf ${tokens.hf.toFixed(2)}; grids/s 2d ${gps(enc['2d']).toFixed(0)} 2d x${threads} ${gps(enc['2dPar']).toFixed(0)} 1d ${gps(enc['1d']).toFixed(0)} hf ${gps(enc.hf).toFixed(0)}`);
   }
 
   // ---- report
@@ -186,13 +199,14 @@ async function main(): Promise<void> {
   md += `| vtok 2D | ${merges['2d']} | ${f(t['2d'] / 1000, 2)} | ${f(t['2d'] / t.hf, 2)}x |\n`;
   md += `| vtok 1D | ${merges['1d']} | ${f(t['1d'] / 1000, 2)} | ${f(t['1d'] / t.hf, 2)}x |\n`;
   md += `| HF tokenizers | ${merges.hf} | ${f(t.hf / 1000, 2)} | 1x |\n\n`;
-  md += `| vocab | tokens/image 2D | 1D | HF | 2D/HF | encode grids/s 2D | 1D | HF | 2D/HF |\n|---|---|---|---|---|---|---|---|---|\n`;
+  md += `| vocab | tokens/image 2D | 1D | HF | 2D/HF | encode grids/s: 2D, 1 thread | 2D, ${threads} threads | 1D, 1 thread | HF (${threads} threads) | 2D ${threads} threads/HF |\n|---|---|---|---|---|---|---|---|---|---|\n`;
   for (const r of rows) {
     const n2 = r.vtok2dTokens as number;
     const nh = r.hfTokens as number;
     const g2 = r.vtok2dGridsPerS as number;
+    const g2p = r.vtok2dParGridsPerS as number;
     const gh = r.hfGridsPerS as number;
-    md += `| ${r.vocab} | ${f(n2, 1)} | ${f(r.vtok1dTokens as number, 1)} | ${f(nh, 1)} | ${f(n2 / nh, 3)} | ${f(g2)} | ${f(r.vtok1dGridsPerS as number)} | ${f(gh)} | ${f(g2 / gh, 2)}x |\n`;
+    md += `| ${r.vocab} | ${f(n2, 1)} | ${f(r.vtok1dTokens as number, 1)} | ${f(nh, 1)} | ${f(n2 / nh, 3)} | ${f(g2)} | ${f(g2p)} | ${f(r.vtok1dGridsPerS as number)} | ${f(gh)} | ${f(g2p / gh, 2)}x |\n`;
   }
   process.stdout.write(md);
   writeFileSync(args.out, JSON.stringify({ corpus: args.corpus, header, runs: args.runs, trainMs, merges, rows, loadavg: os.loadavg() }, null, 2));

@@ -268,27 +268,27 @@ export class BpeModel {
       bits[wi] = word & (word - 1);
       // Take bucket r (it is complete: merges of rule r only create pairs of later rules).
       let m = 0;
-      for (let e = bucketHead[r]; e >= 0; e = entryNext[e]) {
-        if (m >= batch.length) {
-          const bigger = new Int32Array(batch.length * 2);
-          bigger.set(batch);
-          batch = this.batch = bigger;
-        }
-        batch[m++] = entryPos[e];
-      }
+      for (let e = bucketHead[r]; e >= 0; e = entryNext[e]) m++;
+      if (m > batch.length) batch = this.batch = new Int32Array(2 * m);
+      let fillAt = m;
+      for (let e = bucketHead[r]; e >= 0; e = entryNext[e]) batch[--fillAt] = entryPos[e]; // undo the list's LIFO order
       bucketHead[r] = -1;
-      for (let i = 1; i < m; i++) {
-        const v = batch[i];
-        let j = i - 1;
-        while (j >= 0 && batch[j] > v) {
-          batch[j + 1] = batch[j];
-          j--;
-        }
-        batch[j + 1] = v;
-      }
       const a = left[r];
       const b = right[r];
       const t = mid[r];
+      if (a === b) {
+        // Raster order matters only when instances of one token chain at this offset (greedy from the first).
+        // Entries arrive nearly sorted, so insertion sort is about linear.
+        for (let i = 1; i < m; i++) {
+          const v = batch[i];
+          let j = i - 1;
+          while (j >= 0 && batch[j] > v) {
+            batch[j + 1] = batch[j];
+            j--;
+          }
+          batch[j + 1] = v;
+        }
+      }
       const step = mdy[r] * W + mdx[r];
       for (let bi = 0; bi < m; bi++) {
         const p = batch[bi];

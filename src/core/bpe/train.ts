@@ -125,6 +125,8 @@ export class BpeTrainer {
   private stamp = 0;
   // Pair keys (a, b, packed offset) -> dense index k, and per-key state.
   private readonly keys = new PairIndex(1 << 16);
+  /** Key index of base pairs (a, b) side by side at [a*K + b], stacked at [(K + a)*K + b]; -1 = not yet; null when K > 2048. */
+  private readonly baseKeys: Int32Array | null;
   private count = new Int32Array(1 << 16);
   private head = new Int32Array(1 << 16).fill(-1);
   private flags = new Uint8Array(1 << 16);
@@ -179,6 +181,7 @@ export class BpeTrainer {
     this.horizontal = o.directions !== 'vertical';
     this.vertical = o.directions !== 'horizontal';
     this.spatial = o.priority === 'spatial';
+    this.baseKeys = o.baseVocab <= 2048 ? new Int32Array(2 * o.baseVocab * o.baseVocab).fill(-1) : null;
 
     // Lay the grids out one after another.
     const G = corpus.length;
@@ -370,6 +373,19 @@ export class BpeTrainer {
 
   /** Index of key (a, b, dy, dx), creating it (and deciding whether shape limits forbid it) when new. */
   private keyOf(a: number, b: number, dy: number, dx: number): number {
+    // Two base codes touch only side by side or stacked: look those keys up in a direct table.
+    const K = this.options.baseVocab;
+    const table = this.baseKeys;
+    if (table !== null && a < K && b < K) {
+      const slot = (dy === 0 ? a : K + a) * K + b;
+      const k = table[slot];
+      if (k >= 0) return k;
+      return (table[slot] = this.internKey(a, b, dy, dx));
+    }
+    return this.internKey(a, b, dy, dx);
+  }
+
+  private internKey(a: number, b: number, dy: number, dx: number): number {
     const off = packOffset(dy, dx);
     const before = this.keys.size;
     const k = this.keys.intern(a, b, off);
