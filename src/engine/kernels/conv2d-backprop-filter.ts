@@ -14,9 +14,10 @@
  * Rows and columns of x that the forward conv never read (a 'valid' conv whose
  * stride does not divide the input) are cut off first.
  *
- * Tried and slower: one matmul per filter tap, im2col + matmul (ENGINE.md), and
+ * Tried and not faster: one matmul per filter tap, im2col + matmul (ENGINE.md);
  * folding dy's columns into the channel axis (B*OW channels per tap instead of
- * B, at the price of FW gathered copies of x): the same conv time, plus the copies.
+ * B, at the price of FW gathered copies of x); stacking groups of dy rows into
+ * the batch (P*B channels per tap, x rows duplicated at the group edges).
  * What the conv costs beyond the forward's is mostly XNNPACK packing dyT, an
  * activation-sized "filter", on one thread at every call.
  */
