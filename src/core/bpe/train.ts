@@ -122,6 +122,7 @@ export class BpeTrainer {
   private readonly gridW: Int32Array;
   private readonly gridStart: Int32Array;
   private readonly mark: Int32Array;
+  private readonly markAt: Int32Array; // index in the neighbour list of a marked anchor
   private stamp = 0;
   // Pair keys (a, b, packed offset) -> dense index k, and per-key state.
   private readonly keys = new PairIndex(1 << 16);
@@ -156,6 +157,9 @@ export class BpeTrainer {
   private readonly mId: number[] = [];
   private readonly mCount: number[] = [];
   private nb = new Int32Array(64);
+  private nbA = new Int32Array(64);
+  private nbB = new Int32Array(64);
+  private nbSide = new Uint8Array(64);
   private selfSeen = new Int32Array(16);
   private collect = new Int32Array(1024);
   private done = false;
@@ -205,6 +209,7 @@ export class BpeTrainer {
     this.colOf = new Int32Array(N);
     this.gridOf = new Int32Array(N);
     this.mark = new Int32Array(N);
+    this.markAt = new Int32Array(N);
     const K = o.baseVocab;
     for (let g = 0; g < G; g++) {
       const codes = corpus[g].codes;
@@ -589,49 +594,6 @@ export class BpeTrainer {
     }
   }
 
-  /** Distinct live neighbour instances of the instance anchored at x (into this.nb); returns how many. */
-  private neighbours(x: number): number {
-    const t = this.tok[x];
-    const g = this.gridOf[x];
-    const H = this.gridH[g];
-    const W = this.gridW[g];
-    const { bStart, bLen, bDy, bDx } = this.shapes;
-    const owner = this.owner;
-    const tok = this.tok;
-    const mark = this.mark;
-    if (this.nb.length < bLen[t]) this.nb = new Int32Array(2 * bLen[t]);
-    const nb = this.nb;
-    const small = bLen[t] <= 16;
-    let s = this.stamp;
-    if (!small) {
-      s = ++this.stamp;
-      if (s >= 0x7fffffff) {
-        mark.fill(0);
-        s = this.stamp = 1;
-      }
-    }
-    let n = 0;
-    const y0 = this.rowOf[x];
-    const x0 = this.colOf[x];
-    for (let i = bStart[t], e = i + bLen[t]; i < e; i++) {
-      const cy = y0 + bDy[i];
-      const cx = x0 + bDx[i];
-      if (cy < 0 || cy >= H || cx < 0 || cx >= W) continue;
-      const o = owner[x + bDy[i] * W + bDx[i]];
-      if (tok[o] < 0) continue;
-      if (small) {
-        // Few contacts: a linear scan of the found neighbours beats a random access to mark[].
-        let j = 0;
-        while (j < n && nb[j] !== o) j++;
-        if (j === n) nb[n++] = o;
-      } else if (mark[o] !== s) {
-        mark[o] = s;
-        nb[n++] = o;
-      }
-    }
-    return n;
-  }
-
   /** Length of the run of instances of token c at x + m*(dy, dx), m = 1, 2, ... (sign -1: backwards). */
   private chain(x: number, c: number, dy: number, dx: number, sign: number): number {
     const g = this.gridOf[x];
@@ -657,15 +619,18 @@ export class BpeTrainer {
    * Updates pair counts for the instance at x leaving (sign -1) or joining
    * (sign +1) the tiling; when joining, also records the new occurrences.
    */
-  private updateInstance(x: number, sign: number): void {
+  /**
+   * Updates pair counts for the instance at x leaving (sign -1) or joining
+   * (sign +1) the tiling, given its live neighbours list[0..n); when joining,
+   * also records the new occurrences.
+   */
+  private updateInstance(x: number, sign: number, list: Int32Array, n: number): void {
     const c = this.tok[x];
-    const n = this.neighbours(x);
-    const nb = this.nb;
     let nSelf = 0;
     const ry = this.rowOf[x];
     const rx = this.colOf[x];
     for (let j = 0; j < n; j++) {
-      const y = nb[j];
+      const y = list[j];
       const ty = this.tok[y];
       const first = y < x ? y : x;
       const ddy = y < x ? ry - this.rowOf[y] : this.rowOf[y] - ry;
@@ -691,6 +656,33 @@ export class BpeTrainer {
     }
   }
 
+  /**
+   * For the rule being merged (a + b at (dy, dx) -> t): which of t's contact
+   * cells touch a cell of a (bit 1) and of b (bit 2). One scan of t's contacts
+   * then gives the neighbours of a, of b and of the merged instance.
+   */
+  private contactSides(a: number, b: number, dy: number, dx: number, t: number): Uint8Array {
+    const { start, len, cellDy, cellDx, bStart, bLen, bDy, bDx } = this.shapes;
+    const key = (y: number, x: number): number => (y + 1) * 65536 + x + 32768;
+    const inA = new Set<number>();
+    const inB = new Set<number>();
+    for (let i = start[a], e = i + len[a]; i < e; i++) inA.add(key(cellDy[i], cellDx[i]));
+    for (let i = start[b], e = i + len[b]; i < e; i++) inB.add(key(dy + cellDy[i], dx + cellDx[i]));
+    const out = new Uint8Array(bLen[t]);
+    for (let j = 0; j < bLen[t]; j++) {
+      const y = bDy[bStart[t] + j];
+      const x = bDx[bStart[t] + j];
+      const around: number[] = [];
+      if (this.horizontal) around.push(key(y, x - 1), key(y, x + 1));
+      if (this.vertical) around.push(key(y - 1, x), key(y + 1, x));
+      for (const k of around) {
+        if (inA.has(k)) out[j] |= 1;
+        if (inB.has(k)) out[j] |= 2;
+      }
+    }
+    return out;
+  }
+
   private applyMerge(k: number, a: number, b: number, dy: number, dx: number, t: number): void {
     // Collect valid left anchors and free the list.
     let m = 0;
@@ -712,19 +704,82 @@ export class BpeTrainer {
     if (a === b) ps.sort(); // greedy in raster order matters only when a chain can overlap itself
     const tok = this.tok;
     const owner = this.owner;
-    const { start, len, cellDy, cellDx } = this.shapes;
+    const { start, len, cellDy, cellDx, bStart, bLen, bDy, bDx } = this.shapes;
+    const sides = this.contactSides(a, b, dy, dx, t);
+    const nc = bLen[t];
+    const c0 = bStart[t];
+    if (this.nb.length < nc + 1) this.nb = new Int32Array(2 * nc + 2);
+    if (this.nbA.length < nc + 1) {
+      this.nbA = new Int32Array(2 * nc + 2);
+      this.nbB = new Int32Array(2 * nc + 2);
+      this.nbSide = new Uint8Array(2 * nc + 2);
+    }
+    const nb = this.nb;
+    const nbA = this.nbA;
+    const nbB = this.nbB;
+    const nbSide = this.nbSide;
+    const mark = this.mark;
+    const small = nc <= 16;
     for (let i = 0; i < m; i++) {
       const p = ps[i];
-      const W = this.gridW[this.gridOf[p]];
+      const g = this.gridOf[p];
+      const W = this.gridW[g];
+      const H = this.gridH[g];
       const q = p + dy * W + dx;
       if (tok[p] !== a || tok[q] !== b) continue; // taken by an earlier merge of this step
-      this.updateInstance(p, -1);
+      // Neighbours of the merged shape, each with the sides (a, b) it touches.
+      let n = 0;
+      let s = this.stamp;
+      if (!small) {
+        s = ++this.stamp;
+        if (s >= 0x7fffffff) {
+          mark.fill(0);
+          s = this.stamp = 1;
+        }
+      }
+      const y0 = this.rowOf[p];
+      const x0 = this.colOf[p];
+      for (let j = 0; j < nc; j++) {
+        const cy = y0 + bDy[c0 + j];
+        const cx = x0 + bDx[c0 + j];
+        if (cy < 0 || cy >= H || cx < 0 || cx >= W) continue;
+        const o = owner[p + bDy[c0 + j] * W + bDx[c0 + j]];
+        let at = -1;
+        if (small) {
+          for (let r = 0; r < n; r++) {
+            if (nb[r] === o) {
+              at = r;
+              break;
+            }
+          }
+        } else if (mark[o] === s) {
+          at = this.markAt[o];
+        } else {
+          mark[o] = s;
+          this.markAt[o] = n;
+        }
+        if (at < 0) {
+          nb[n] = o;
+          nbSide[n] = sides[j];
+          n++;
+        } else {
+          nbSide[at] |= sides[j];
+        }
+      }
+      let na = 0;
+      let nbb = 0;
+      nbA[na++] = q;
+      for (let j = 0; j < n; j++) {
+        if (nbSide[j] & 1) nbA[na++] = nb[j];
+        if (nbSide[j] & 2) nbB[nbb++] = nb[j];
+      }
+      this.updateInstance(p, -1, nbA, na);
       tok[p] = -2;
-      this.updateInstance(q, -1);
+      this.updateInstance(q, -1, nbB, nbb);
       tok[q] = -1;
       for (let c = start[b], e = c + len[b]; c < e; c++) owner[q + cellDy[c] * W + cellDx[c]] = p;
       tok[p] = t;
-      this.updateInstance(p, 1);
+      this.updateInstance(p, 1, nb, n);
     }
   }
 
