@@ -5,6 +5,8 @@
 import { BpeModel, BpeTrainer, CodeGrid, trainBpe } from '../../src/core/bpe';
 import { BpeTrainOptions } from '../../src/core/bpe/train';
 import { Rng } from '../../src/core/random';
+import { readGridFile } from '../../bench/lib/bpe-corpus';
+import * as path from 'node:path';
 
 /** Random grids with a bias towards repeats (so merges have something to find). */
 function randomCorpus(rng: Rng, n: number, K: number, maxSide: number): CodeGrid[] {
@@ -286,6 +288,25 @@ describe('round trips', () => {
       }
     }
     expect(tokens2).toBeLessThan(cells * 0.8); // the 2D model does compress
+  });
+
+  test('grids from real images (fixture): round trip, and the encoder equals the trainer corpus', async () => {
+    const { header, codes } = await readGridFile(path.join(__dirname, '../fixtures/bpe/real-grids-64.bin'));
+    expect(header).toMatchObject({ count: 64, h: 16, w: 16, baseVocab: 1024 });
+    const grids: CodeGrid[] = Array.from({ length: 64 }, (_, g) => ({ codes: codes.subarray(g * 256, (g + 1) * 256), h: 16, w: 16 }));
+    const train = grids.slice(0, 48);
+    for (const extra of [{}, { mode: '1d' as const }, { priority: 'spatial' as const, maxShapeCells: 8 }]) {
+      const trainer = new BpeTrainer(train, { baseVocab: 1024, vocabSize: 1024 + 300, minFrequency: 1, ...extra });
+      const model = trainer.train();
+      let tokens = 0;
+      grids.forEach((g, i) => {
+        const ids = model.encode(g.codes, 16, 16);
+        tokens += ids.length;
+        if (i < 48) expect(Array.from(ids)).toEqual(Array.from(trainer.tokens(i)));
+        expect(Array.from(model.decode(ids, 16, 16))).toEqual(Array.from(g.codes));
+      });
+      expect(tokens).toBeLessThan(64 * 256);
+    }
   });
 
   test('structured grids: constant, stripes, checkerboard, gradient; encoder output equals the trainer corpus', () => {
