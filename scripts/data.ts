@@ -14,7 +14,7 @@
  * Usage: npm run data -- [--out data] [--only photos,fashion-mnist,stamps] [--crops 48] [--size 256]
  * Never needed by `npm test`.
  */
-import { promises as fsp, existsSync } from 'node:fs';
+import { promises as fsp, existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import sharp from 'sharp';
@@ -39,7 +39,7 @@ function parseArgs(argv: string[]): Args {
     else if (key === '--crops') args.crops = Number(value);
     else if (key === '--size') args.size = Number(value);
     else if (key === '--help' || key === '-h') {
-      process.stdout.write(require('node:fs').readFileSync(__filename, 'utf8').split('*/')[0] + '*/\n');
+      process.stdout.write(readFileSync(__filename, 'utf8').split('*/')[0] + '*/\n');
       process.exit(0);
     } else throw new Error(`Unknown argument ${key}; see --help`);
     i++;
