@@ -77,6 +77,9 @@ export class BpeModel {
   private readonly nextSameKey: Int32Array;
   private readonly horizontal: boolean;
   private readonly vertical: boolean;
+  /** Whether id t is the left (right) token of some rule: pairs of other tokens need no lookup. */
+  private readonly asLeft: Uint8Array;
+  private readonly asRight: Uint8Array;
   // Encoder work buffers, reused across calls.
   private tok = new Int32Array(0);
   private owner = new Int32Array(0);
@@ -130,6 +133,12 @@ export class BpeModel {
     }
     if (settings.mode === '1d' && settings.directions !== 'horizontal') throw invalidModel(`mode "1d" needs directions "horizontal"`);
     this.shapes = shapes;
+    this.asLeft = new Uint8Array(shapes.size);
+    this.asRight = new Uint8Array(shapes.size);
+    for (let r = 0; r < n; r++) {
+      this.asLeft[merges.left[r]] = 1;
+      this.asRight[merges.right[r]] = 1;
+    }
     this.horizontal = settings.directions !== 'vertical';
     this.vertical = settings.directions !== 'horizontal';
   }
@@ -252,6 +261,8 @@ export class BpeModel {
     }
     const { left, right, dy: mdy, dx: mdx, id: mid } = this.merges;
     const { start, len, cellDy, cellDx, bStart, bLen, bDy, bDx } = this.shapes;
+    const asLeft = this.asLeft;
+    const asRight = this.asRight;
     const maxNb = 4 * (this.settings.maxShapeCells + 1);
     if (this.nb.length < maxNb) this.nb = new Int32Array(maxNb);
     const nb = this.nb;
@@ -322,6 +333,7 @@ export class BpeModel {
           const o = nb[j];
           const e0 = o < p ? o : p;
           const l0 = o < p ? p : o;
+          if (!asLeft[tok[e0]] || !asRight[tok[l0]]) continue; // no rule has this pair of tokens
           const ey = Math.floor(e0 / W);
           const ly = Math.floor(l0 / W);
           const k = rules.find(tok[e0], tok[l0], packOffset(ly - ey, l0 - ly * W - (e0 - ey * W)));
