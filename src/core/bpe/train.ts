@@ -125,7 +125,7 @@ export class BpeTrainer {
   private readonly markAt: Int32Array; // index in the neighbour list of a marked anchor
   private stamp = 0;
   // Pair keys (a, b, packed offset) -> dense index k, and per-key state.
-  private readonly keys = new PairIndex(1 << 16);
+  private readonly keys: PairIndex;
   /** Key index of base pairs (a, b) side by side at [a*K + b], stacked at [(K + a)*K + b]; -1 = not yet; null when K > 2048. */
   private readonly baseKeys: Int32Array | null;
   private count = new Int32Array(1 << 16);
@@ -229,6 +229,11 @@ export class BpeTrainer {
         this.gridOf[p] = g;
       }
     }
+    // Distinct pair keys grow to about half the number of cells on real code grids (2.8M for
+    // 5.1M cells at 30,000 ids): size the key table for that up front instead of rehashing.
+    const keyCap = Math.max(1 << 16, Math.min(N >> 1, 1 << 23));
+    this.keys = new PairIndex(keyCap);
+    this.growKeys(keyCap);
     const poolCap = Math.max(1024, 4 * N + 1024);
     this.nodePos = new Int32Array(poolCap);
     this.nodeNext = new Int32Array(poolCap);
