@@ -244,6 +244,26 @@ describe('incremental pair statistics', () => {
     }
   });
 
+  test('position pool compaction (forced by a full pool) keeps positions and counts exact', () => {
+    const corpus = randomCorpus(new Rng(424242), 15, 4, 8);
+    const trainer = new BpeTrainer(corpus, { baseVocab: 4, merges: 60, minFrequency: 1 });
+    // White box: shrink the pool to what the initial pairs use, so that the first new pair compacts it.
+    const internals = trainer as unknown as { nodePos: Int32Array; nodeNext: Int32Array; poolUsed: number };
+    internals.nodePos = internals.nodePos.slice(0, internals.poolUsed);
+    internals.nodeNext = internals.nodeNext.slice(0, internals.poolUsed);
+    let compactions = 0;
+    let cap = internals.nodePos.length;
+    while (trainer.step()) {
+      if (internals.nodePos.length !== cap || internals.poolUsed < cap / 4) compactions++;
+      cap = internals.nodePos.length;
+      expect(sortedEntries(trainer.debugPairs())).toEqual(sortedEntries(bruteForcePairs(trainer, trainer.model(), corpus.length)));
+    }
+    expect(compactions).toBeGreaterThan(0);
+    for (let g = 0; g < corpus.length; g++) {
+      expect(Array.from(trainer.model().encode(corpus[g].codes, corpus[g].h, corpus[g].w))).toEqual(Array.from(trainer.tokens(g)));
+    }
+  });
+
   test('a merged key has no occurrences left, and each merge removes exactly its count of tokens', () => {
     const corpus = randomCorpus(new Rng(5), 30, 4, 9);
     const trainer = new BpeTrainer(corpus, { baseVocab: 4, merges: 60, minFrequency: 1 });

@@ -144,7 +144,6 @@ export class BpeTrainer {
   private nodePos: Int32Array;
   private nodeNext: Int32Array;
   private poolUsed = 0;
-  private freeHead = -1;
   // Max-heap of (priority, key).
   private heapPrio = new Float64Array(1 << 16);
   private heapKey = new Int32Array(1 << 16);
@@ -464,43 +463,53 @@ export class BpeTrainer {
   }
 
   private pushPosition(k: number, p: number): void {
-    if (this.freeHead < 0 && this.poolUsed >= this.nodePos.length) this.sweepOrGrow();
-    let nd = this.freeHead;
-    if (nd >= 0) this.freeHead = this.nodeNext[nd];
-    else nd = this.poolUsed++;
+    if (this.poolUsed >= this.nodePos.length) this.compact();
+    const nd = this.poolUsed++;
     this.nodePos[nd] = p;
     this.nodeNext[nd] = this.head[k];
     this.head[k] = nd;
   }
 
-  /** The pool is full: drop stale entries of every list; grow when that frees less than a quarter. */
-  private sweepOrGrow(): void {
-    let freed = 0;
+  /**
+   * The pool is full: copy the still-valid entries of every list into a fresh
+   * pool, each list contiguous (so merging walks memory in order), doubling
+   * the pool when more than half of it is still valid. Nodes are only ever
+   * appended, never recycled one by one.
+   */
+  private compact(): void {
+    let live = 0;
     for (let k = 0; k < this.keys.size; k++) {
       const a = this.keys.ka[k];
       const b = this.keys.kb[k];
       const off = this.keys.kc[k];
-      let prev = -1;
-      let nd = this.head[k];
-      while (nd >= 0) {
-        const next = this.nodeNext[nd];
-        if (this.valid(this.nodePos[nd], a, b, off)) {
-          prev = nd;
-        } else {
-          if (prev < 0) this.head[k] = next;
-          else this.nodeNext[prev] = next;
-          this.nodeNext[nd] = this.freeHead;
-          this.freeHead = nd;
-          freed++;
-        }
-        nd = next;
+      for (let nd = this.head[k]; nd >= 0; nd = this.nodeNext[nd]) if (this.valid(this.nodePos[nd], a, b, off)) live++;
+    }
+    const cap = live * 2 > this.nodePos.length ? this.nodePos.length * 2 : this.nodePos.length;
+    const pos = new Int32Array(cap);
+    const next = new Int32Array(cap);
+    let used = 0;
+    for (let k = 0; k < this.keys.size; k++) {
+      const a = this.keys.ka[k];
+      const b = this.keys.kb[k];
+      const off = this.keys.kc[k];
+      const first = used;
+      for (let nd = this.head[k]; nd >= 0; nd = this.nodeNext[nd]) {
+        const p = this.nodePos[nd];
+        if (!this.valid(p, a, b, off)) continue;
+        pos[used] = p;
+        next[used] = used + 1;
+        used++;
+      }
+      if (used === first) {
+        this.head[k] = -1;
+      } else {
+        this.head[k] = first;
+        next[used - 1] = -1;
       }
     }
-    if (freed * 4 < this.nodePos.length) {
-      const m = this.nodePos.length * 2;
-      this.nodePos = growInt32(this.nodePos, m);
-      this.nodeNext = growInt32(this.nodeNext, m);
-    }
+    this.nodePos = pos;
+    this.nodeNext = next;
+    this.poolUsed = used;
   }
 
   private initialCounts(): void {
@@ -700,8 +709,6 @@ export class BpeTrainer {
         if (m >= this.collect.length) this.collect = growInt32(this.collect, m + 1);
         this.collect[m++] = p;
       }
-      this.nodeNext[nd] = this.freeHead;
-      this.freeHead = nd;
       nd = next;
     }
     this.head[k] = -1;
