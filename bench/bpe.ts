@@ -108,26 +108,34 @@ async function main(): Promise<void> {
 
   // ---- train time at HF's vocabulary size, interleaved runs
   const trainMs: Record<'2d' | '1d' | 'hf', number[]> = { '2d': [], '1d': [], hf: [] };
+  // CPU time of the whole process (all threads: HF's trainer runs on every core), user + system.
+  const trainCpuMs: Record<'2d' | '1d' | 'hf', number[]> = { '2d': [], '1d': [], hf: [] };
+  const cpuMs = (c: NodeJS.CpuUsage): number => (c.user + c.system) / 1000;
   let model2d: BpeModel | null = null;
   let model1d: BpeModel | null = null;
   let hfJson = '';
   for (let run = 0; run < args.runs; run++) {
     for (const mode of ['2d', '1d'] as const) {
       const t0 = performance.now();
+      const c0 = process.cpuUsage();
       const model = new BpeTrainer(corpus, { baseVocab: K, vocabSize: HF_VOCAB, mode, minFrequency: 1 }).train();
       trainMs[mode].push(performance.now() - t0);
+      trainCpuMs[mode].push(cpuMs(process.cpuUsage(c0)));
       if (mode === '2d') model2d = model;
       else model1d = model;
     }
     const tok = new Tokenizer(BPE.empty());
     tok.setPreTokenizer(charDelimiterSplit('\n'));
     const t0 = performance.now();
+    const c0 = process.cpuUsage();
     tok.train([textFile]);
     trainMs.hf.push(performance.now() - t0);
+    trainCpuMs.hf.push(cpuMs(process.cpuUsage(c0)));
     const saved = path.join(dir, 'bpe-hf-tokenizer.json');
     tok.save(saved);
     hfJson = readFileSync(saved, 'utf8');
-    log(`train run ${run + 1}: 2d ${trainMs['2d'][run].toFixed(0)} ms, 1d ${trainMs['1d'][run].toFixed(0)} ms, hf ${trainMs.hf[run].toFixed(0)} ms`);
+    const both = (m: '2d' | '1d' | 'hf'): string => `${trainMs[m][run].toFixed(0)} ms (cpu ${trainCpuMs[m][run].toFixed(0)} ms)`;
+    log(`train run ${run + 1}: 2d ${both('2d')}, 1d ${both('1d')}, hf ${both('hf')}`);
   }
   if (!model2d || !model1d) throw new Error('no runs');
   const hfFull = JSON.parse(hfJson);
@@ -193,12 +201,14 @@ async function main(): Promise<void> {
 
   // ---- report
   const t = { '2d': median(trainMs['2d']), '1d': median(trainMs['1d']), hf: median(trainMs.hf) };
+  const c = { '2d': median(trainCpuMs['2d']), '1d': median(trainCpuMs['1d']), hf: median(trainCpuMs.hf) };
   const f = (x: number, d = 0): string => x.toFixed(d);
-  let md = `corpus: ${header.count} grids of ${header.h}x${header.w}, K = ${K} (${path.basename(args.corpus)}); medians of ${args.runs} runs\n\n`;
-  md += `| train to ${HF_VOCAB} ids | merges | time (s) | vs HF |\n|---|---|---|---|\n`;
-  md += `| vtok 2D | ${merges['2d']} | ${f(t['2d'] / 1000, 2)} | ${f(t['2d'] / t.hf, 2)}x |\n`;
-  md += `| vtok 1D | ${merges['1d']} | ${f(t['1d'] / 1000, 2)} | ${f(t['1d'] / t.hf, 2)}x |\n`;
-  md += `| HF tokenizers | ${merges.hf} | ${f(t.hf / 1000, 2)} | 1x |\n\n`;
+  const load = os.loadavg().map((x) => x.toFixed(1)).join(' ');
+  let md = `corpus: ${header.count} grids of ${header.h}x${header.w}, K = ${K} (${path.basename(args.corpus)}); medians of ${args.runs} runs; ${threads} cores, load average at the end ${load}\n\n`;
+  md += `| train to ${HF_VOCAB} ids | merges | wall time (s) | vs HF | CPU time, all threads (s) | vs HF |\n|---|---|---|---|---|---|\n`;
+  md += `| vtok 2D (1 thread) | ${merges['2d']} | ${f(t['2d'] / 1000, 2)} | ${f(t['2d'] / t.hf, 2)}x | ${f(c['2d'] / 1000, 2)} | ${f(c['2d'] / c.hf, 2)}x |\n`;
+  md += `| vtok 1D (1 thread) | ${merges['1d']} | ${f(t['1d'] / 1000, 2)} | ${f(t['1d'] / t.hf, 2)}x | ${f(c['1d'] / 1000, 2)} | ${f(c['1d'] / c.hf, 2)}x |\n`;
+  md += `| HF tokenizers (${threads} threads) | ${merges.hf} | ${f(t.hf / 1000, 2)} | 1x | ${f(c.hf / 1000, 2)} | 1x |\n\n`;
   md += `| vocab | tokens/image 2D | 1D | HF | 2D/HF | encode grids/s: 2D, 1 thread | 2D, ${threads} threads | 1D, 1 thread | HF (${threads} threads) | 2D ${threads} threads/HF |\n|---|---|---|---|---|---|---|---|---|---|\n`;
   for (const r of rows) {
     const n2 = r.vtok2dTokens as number;
@@ -209,7 +219,7 @@ async function main(): Promise<void> {
     md += `| ${r.vocab} | ${f(n2, 1)} | ${f(r.vtok1dTokens as number, 1)} | ${f(nh, 1)} | ${f(n2 / nh, 3)} | ${f(g2)} | ${f(g2p)} | ${f(r.vtok1dGridsPerS as number)} | ${f(gh)} | ${f(g2p / gh, 2)}x |\n`;
   }
   process.stdout.write(md);
-  writeFileSync(args.out, JSON.stringify({ corpus: args.corpus, header, runs: args.runs, trainMs, merges, rows, loadavg: os.loadavg() }, null, 2));
+  writeFileSync(args.out, JSON.stringify({ corpus: args.corpus, header, runs: args.runs, trainMs, trainCpuMs, merges, rows, loadavg: os.loadavg() }, null, 2));
   log(`wrote ${args.out}`);
 }
 
