@@ -128,10 +128,13 @@ function resolveRequest(options: BackendOptions | undefined): Request {
   return { backend, backendSource, threads, threadsSource, warn };
 }
 
-/** Whether the running backend already satisfies a request. */
+/**
+ * Whether the running backend already satisfies a request. A call that asks
+ * for nothing (no option, no environment variable) takes whatever runs: library
+ * code calling initBackend() must not restart a backend its caller chose.
+ */
 function satisfies(running: { info: BackendInfo; request: Request }, req: Request): boolean {
   if (req.backend !== undefined && req.backend !== running.info.backend) return false;
-  if (req.backend === undefined && running.request.backend !== undefined) return false;
   if (running.info.backend === 'wasm' && req.threadsSource !== 'default' && req.threads !== running.request.threads) return false;
   return true;
 }

@@ -59,6 +59,8 @@ describe('initBackend', () => {
     const c = await initBackend({ backend: 'cpu' });
     expect(c.backend).toBe('cpu');
     expect(tf.getBackend()).toBe('cpu');
+    // a call that asks for nothing keeps what its caller chose
+    expect(await initBackend()).toBe(c);
   });
 
   it('computes the same on 1 thread, 2 threads and cpu', async () => {
