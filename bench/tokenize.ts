@@ -18,9 +18,11 @@
  *    weights: no trained tokenizer ships yet; the compute is what matters)
  *    on the fastest backend, and the colour-grid reference tokenizer (almost
  *    no compute: its row measures the pipeline's own ceiling).
- * 2. Peak RSS (getrusage maxrss of a fresh process) of tokenizeDataset at
- *    1,000 and 10,000 images (target: flat), colour-grid tokenizer at 256 x 256
- *    so that 10,000 images take a minute, not hours.
+ * 2. Peak RSS (VmHWM of a fresh process) of tokenizeDataset at
+ *    1,000 and 10,000 images (target: flat), with the colour-grid tokenizer so
+ *    that 10,000 images take a minute, not hours: the photos at 256 x 256, and
+ *    Fashion-MNIST (data/fashion-mnist/train, 28 x 28 PNGs with caption
+ *    sidecars, given as a file list) at 32 x 32, where per-file costs dominate.
  *
  * Flags: --quick (fewer images and reps), --reps N.
  * Results: a Markdown table on stdout and bench/out/tokenize.json.
@@ -43,6 +45,7 @@ import { median } from './lib/timing';
 
 const ROOT = path.resolve(__dirname, '..');
 const PHOTOS = path.join(ROOT, 'data/photos/train');
+const FMNIST = path.join(ROOT, 'data/fashion-mnist/train');
 const OUT = path.join(ROOT, 'bench/out/tokenize.json');
 
 const args = process.argv.slice(2);
@@ -150,40 +153,63 @@ async function throughput(label: string, tokenizer: ImageTokenizer, n: number, b
   };
 }
 
+/** A file list of the first n Fashion-MNIST training PNGs (each has a caption sidecar). */
+async function fmnistList(n: number): Promise<string> {
+  const names = (await fsp.readdir(FMNIST)).filter((f) => f.endsWith('.png')).sort().slice(0, n);
+  if (names.length < n) throw new Error(`Only ${names.length} PNGs in ${FMNIST}: run npm run data first`);
+  const file = path.join(os.tmpdir(), `vtok-bench-fmnist-${n}.txt`);
+  await fsp.writeFile(file, names.map((f) => path.join(FMNIST, f)).join('\n') + '\n');
+  return file;
+}
+
 interface RssRow {
   images: number;
+  data: string;
   tokenizer: string;
   maxRssMB: number;
   imagesPerSecond: number;
   peakPrefetched: number;
 }
 
-/** In a fresh process: tokenize n images with the colour-grid tokenizer, report getrusage's maxrss. */
-async function rssChild(n: number): Promise<void> {
-  const dir = await linkFolder(n);
+/**
+ * Peak resident memory of this process, MB: VmHWM from /proc/self/status
+ * (per address space, so it starts afresh at exec), else getrusage's maxrss
+ * (which Linux carries over exec from the parent's peak, hence not first).
+ */
+async function peakRssMB(): Promise<number> {
+  const status = await fsp.readFile('/proc/self/status', 'utf8').catch(() => '');
+  const m = /VmHWM:\s+(\d+) kB/.exec(status);
+  return m ? Number(m[1]) / 1024 : process.resourceUsage().maxRSS / 1024;
+}
+
+/** In a fresh process: tokenize n images with the colour-grid tokenizer, report the peak RSS. */
+async function rssChild(n: number, data: string): Promise<void> {
+  const input = data === 'photos' ? await linkFolder(n) : `@${await fmnistList(n)}`;
   const out = await fsp.mkdtemp(path.join(os.tmpdir(), 'vtok-bench-rss-'));
-  const tokenizer = colourGridTokenizer({ imageSize: 256, grid: 16, levels: 8 });
-  const res = await tokenizeDataset({ inputs: [dir], out, tokenizer, batchSize: 16, recordsPerShard: 1024 });
+  const tokenizer = data === 'photos' ? colourGridTokenizer({ imageSize: 256, grid: 16, levels: 8 }) : colourGridTokenizer({ imageSize: 32, grid: 4, levels: 8 });
+  const res = await tokenizeDataset({ inputs: [input], out, tokenizer, batchSize: 16, recordsPerShard: 1024 });
+  if (res.manifest.counts.records !== n) throw new Error(`expected ${n} records, got ${res.manifest.counts.records}`);
   await fsp.rm(out, { recursive: true, force: true });
   const row: RssRow = {
     images: n,
+    data: data === 'photos' ? 'photos 256x256 PNG' : 'Fashion-MNIST 28x28 PNG + caption sidecar',
     tokenizer: tokenizer.id,
-    maxRssMB: process.resourceUsage().maxRSS / 1024,
+    maxRssMB: await peakRssMB(),
     imagesPerSecond: res.imagesPerSecond,
     peakPrefetched: res.peakPrefetched,
   };
   process.stdout.write(JSON.stringify(row) + '\n');
 }
 
-function runRss(n: number): RssRow {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', __filename, '--rss-child', String(n)], { cwd: ROOT, encoding: 'utf8', maxBuffer: 1 << 24 });
+function runRss(n: number, data: 'photos' | 'fmnist'): RssRow {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', __filename, '--rss-child', String(n), data], { cwd: ROOT, encoding: 'utf8', maxBuffer: 1 << 24 });
   if (r.status !== 0) throw new Error(`rss child for ${n} images failed: ${r.stderr}`);
   return JSON.parse(r.stdout.trim().split('\n').pop() as string) as RssRow;
 }
 
 async function main(): Promise<void> {
   const child = args.indexOf('--rss-child');
-  if (child >= 0) return rssChild(Number(args[child + 1]));
+  if (child >= 0) return rssChild(Number(args[child + 1]), args[child + 2]);
 
   const info = await initBackend();
   const loadBefore = os.loadavg()[0];
@@ -192,12 +218,14 @@ async function main(): Promise<void> {
   // Semantic-VQ model, default config, random weights.
   const model = createTokenizerModel({ kmeansInit: false }, 1);
   rows.push(await throughput('semantic-VQ (src/tf, default config, random weights)', modelTokenizer(model, { imageSize: 64, id: 'bench-random-64' }), quick ? 32 : 128, 16, REPS));
-  if (!quick) rows.push(await throughput('semantic-VQ (src/tf, default config, random weights)', modelTokenizer(model, { imageSize: 256, id: 'bench-random-256' }), 16, 8, 1));
+  // At 256 x 256 the default model needs about 0.8 GB per image in a batch on wasm (batch 8 passes 4 GB and stalls): batch 2.
+  if (!quick) rows.push(await throughput('semantic-VQ (src/tf, default config, random weights)', modelTokenizer(model, { imageSize: 256, id: 'bench-random-256' }), 8, 2, 1));
   model.dispose();
   await shutdownBackend();
   rows.push(await throughput('colour-grid (no model: the pipeline ceiling)', colourGridTokenizer({ imageSize: 256, grid: 16, levels: 8 }), quick ? 200 : 1000, 16, REPS));
 
-  const rss = [runRss(1000), runRss(quick ? 2000 : 10000)];
+  const big = quick ? 2000 : 10000;
+  const rss = [runRss(1000, 'photos'), runRss(big, 'photos'), runRss(1000, 'fmnist'), runRss(big, 'fmnist')];
 
   const loadAfter = os.loadavg()[0];
   console.log(
@@ -222,8 +250,8 @@ async function main(): Promise<void> {
   console.log('');
   console.log(
     formatTable(
-      ['images', 'tokenizer', 'peak RSS (MB)', 'end to end (img/s)', 'most images decoded ahead'],
-      rss.map((r) => [String(r.images), r.tokenizer, r.maxRssMB.toFixed(0), r.imagesPerSecond.toFixed(1), String(r.peakPrefetched)]),
+      ['images', 'data', 'tokenizer', 'peak RSS (MB)', 'end to end (img/s)', 'most images decoded ahead'],
+      rss.map((r) => [String(r.images), r.data, r.tokenizer, r.maxRssMB.toFixed(0), r.imagesPerSecond.toFixed(1), String(r.peakPrefetched)]),
       { markdown: true },
     ),
   );
