@@ -329,6 +329,27 @@ describe('round trips', () => {
     }
   });
 
+  test('a large base vocabulary (K > 2048: no direct base-pair tables) trains and encodes the same way', () => {
+    const rng = new Rng(31);
+    const small = randomCorpus(rng, 40, 6, 10);
+    // Same corpus with every code shifted into a K = 5000 vocabulary: identical merges up to the shift.
+    const big = small.map((g) => ({ ...g, codes: Int32Array.from(g.codes, (c) => c + 4990) }));
+    const trainer = new BpeTrainer(big, { baseVocab: 5000, merges: 50 });
+    const model = trainer.train();
+    const ref = trainBpe(small, { baseVocab: 6, merges: 50 });
+    expect(model.numMerges).toBe(ref.numMerges);
+    for (let r = 0; r < ref.numMerges; r++) {
+      const x = ref.rule(r);
+      const shift = (id: number): number => (id < 6 ? id + 4990 : id - 6 + 5000);
+      expect(model.rule(r)).toEqual({ ...x, left: shift(x.left), right: shift(x.right), id: shift(x.id) });
+    }
+    big.forEach((g, i) => {
+      const ids = model.encode(g.codes, g.h, g.w);
+      expect(Array.from(ids)).toEqual(Array.from(trainer.tokens(i)));
+      expect(Array.from(model.decode(ids, g.h, g.w))).toEqual(Array.from(g.codes));
+    });
+  });
+
   test('structured grids: constant, stripes, checkerboard, gradient; encoder output equals the trainer corpus', () => {
     const grids: CodeGrid[] = [];
     const make = (h: number, w: number, f: (y: number, x: number) => number): CodeGrid => {

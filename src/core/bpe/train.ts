@@ -32,7 +32,7 @@
  * the later of its two instances appears). Entries are not removed when an
  * occurrence disappears; they are checked when the key is merged (stale ones
  * fail the check: an anchor's token only ever grows, so a destroyed instance
- * never reappears), and swept when the pool is full.
+ * never reappears), and dropped when the full pool is compacted.
  *
  * Choice of the next merge: a lazy-deletion max-heap of (priority, key);
  * after each merge every key whose priority changed is pushed again, and a
