@@ -19,3 +19,5 @@ export type { PrefetchOptions } from './prefetch';
 export { parseShardSpec } from '../core/shard-format';
 export type { ImageTokenizer, ImageDetokenizer, TokenRecord, SkippedInput, SkipReason } from '../core/pipeline-types';
 export type { TokenManifest, RunOptions, ShardEntry, PartSpec } from '../core/shard-format';
+export { trainBpeFromTokens, readCodeGrids, topMerges, renderMerges } from './bpe';
+export type { TrainBpeFromTokensOptions, TrainBpeFromTokensResult, InspectedMerge } from './bpe';

@@ -69,5 +69,33 @@ describe('vtok tokenize / decode / export as a user runs them', () => {
     expect(jsonl[0]).toContain('picture 0');
     expect(jsonl[0]).toContain('<|img_start|>');
     expect((jsonl[0].match(/<\|vis_\d+\|>/g) ?? []).length).toBe(16); // a 4 x 4 grid
+
+    // Visual BPE over those tokens: train, encode/decode round trip, inspect, tokenize with BPE ids.
+    const train = await vtok(['bpe', 'train', '--tokens', path.join(work, 'tokens'), '--vocab-size', '24', '--min-frequency', '1', '--name', 'tiny-bpe', '--json'], env);
+    expect(train.code).toBe(0);
+    const trained = JSON.parse(train.stdout);
+    expect(trained.parent).toBe(id);
+    expect(trained.grids).toBe(3);
+    expect(trained.tokensPerImage.bpe).toBeLessThan(16);
+    const grid = { h: 4, w: 4, codes: Array.from({ length: 16 }, (_, i) => (i * 7) % 16) };
+    await fsp.writeFile(path.join(work, 'grids.jsonl'), JSON.stringify(grid) + '\n');
+    const enc = await vtok(['bpe', 'encode', path.join(work, 'grids.jsonl'), '--tokenizer', 'tiny-bpe'], env);
+    expect(enc.code).toBe(0);
+    await fsp.writeFile(path.join(work, 'ids.jsonl'), enc.stdout);
+    const back = await vtok(['bpe', 'decode', path.join(work, 'ids.jsonl'), '--tokenizer', 'tiny-bpe'], env);
+    expect(back.code).toBe(0);
+    expect(JSON.parse(back.stdout).codes).toEqual(grid.codes);
+    const bad = await vtok(['bpe', 'decode', '--tokenizer', 'tiny-bpe', path.join(work, 'grids.jsonl')], env);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('Expected an array of integers for ids');
+    const inspect = await vtok(['bpe', 'inspect', '--tokenizer', 'tiny-bpe', '--top', '4', '--out', path.join(work, 'merges.png'), '--json'], env);
+    expect(inspect.code).toBe(0);
+    expect(JSON.parse(inspect.stdout).length).toBeGreaterThan(0);
+    expect((await sharp(path.join(work, 'merges.png')).metadata()).width).toBeGreaterThan(0);
+    const tokBpe = await vtok(['tokenize', images, '--out', path.join(work, 'tokens-bpe'), '--tokenizer', 'tiny-bpe', '--bpe', '--json'], env);
+    expect(tokBpe.code).toBe(0);
+    const expBpe = await vtok(['export', path.join(work, 'tokens-bpe'), '--out', path.join(work, 'llm-bpe'), '--ids', 'bpe', '--json'], env);
+    expect(expBpe.code).toBe(0);
+    expect(JSON.parse(expBpe.stdout).ids).toBe('bpe');
   });
 });

@@ -1,26 +1,9 @@
 import type { CommandModule } from 'yargs';
-import { initBackend, shutdownBackend } from '../../engine/backend';
 import { readTokenDir } from '../../io/dataset/shard';
 import { loadTokenizer } from '../../io/tokenizer-bundle';
 import { decodeDataset, exportTokens, mergeManifests, modelDetokenizer, modelTokenizer, tokenizeDataset } from '../../pipeline';
-import { note, printResult, progress, type GlobalArgs } from '../output';
-
-interface EngineArgs extends GlobalArgs {
-  backend?: 'tensorflow' | 'wasm' | 'cpu';
-  threads?: number;
-  store?: string;
-}
-
-/** Starts the backend (saying which, on stderr), runs `fn`, and always frees the backend's threads. */
-async function withEngine<T>(args: EngineArgs, fn: () => Promise<T>): Promise<T> {
-  const info = await initBackend({ backend: args.backend, threads: args.threads, warn: (m) => note(args, `vtok WARNING: ${m}`) });
-  note(args, `backend ${info.backend} (${info.threads} thread${info.threads === 1 ? '' : 's'})`);
-  try {
-    return await fn();
-  } finally {
-    await shutdownBackend();
-  }
-}
+import { printResult, progress, type GlobalArgs } from '../output';
+import { withEngine, type EngineArgs } from './engine';
 
 interface TokenizeArgs extends EngineArgs {
   inputs: string[];
