@@ -115,8 +115,7 @@ export class BpeTrainer {
   // Corpus state, one entry per cell of the concatenated grids.
   private readonly tok: Int32Array; // token id at an anchor; -1 elsewhere; -2 while an instance is being replaced
   private readonly owner: Int32Array; // anchor of the instance covering the cell
-  private readonly rowOf: Int32Array;
-  private readonly colOf: Int32Array;
+  private readonly rowCol: Int32Array; // row * 32768 + column of each cell in its grid (one read for both)
   private readonly gridOf: Int32Array;
   private readonly gridH: Int32Array;
   private readonly gridW: Int32Array;
@@ -204,8 +203,7 @@ export class BpeTrainer {
     this.gridStart[G] = N;
     this.tok = new Int32Array(N);
     this.owner = new Int32Array(N);
-    this.rowOf = new Int32Array(N);
-    this.colOf = new Int32Array(N);
+    this.rowCol = new Int32Array(N);
     this.gridOf = new Int32Array(N);
     this.mark = new Int32Array(N);
     this.markAt = new Int32Array(N);
@@ -223,8 +221,7 @@ export class BpeTrainer {
         const p = s + i;
         this.tok[p] = c;
         this.owner[p] = p;
-        this.rowOf[p] = Math.floor(i / W);
-        this.colOf[p] = i % W;
+        this.rowCol[p] = Math.floor(i / W) * 32768 + (i % W);
         this.gridOf[p] = g;
       }
     }
@@ -616,8 +613,9 @@ export class BpeTrainer {
     const sy = sign * dy;
     const sx = sign * dx;
     const step = sy * W + sx;
-    let y = this.rowOf[x] + sy;
-    let xx = this.colOf[x] + sx;
+    const rc = this.rowCol[x];
+    let y = (rc >> 15) + sy;
+    let xx = (rc & 32767) + sx;
     let p = x + step;
     let n = 0;
     while (y >= 0 && y < H && xx >= 0 && xx < W && this.tok[p] === c) {
@@ -641,14 +639,16 @@ export class BpeTrainer {
   private updateInstance(x: number, sign: number, list: Int32Array, n: number): void {
     const c = this.tok[x];
     let nSelf = 0;
-    const ry = this.rowOf[x];
-    const rx = this.colOf[x];
+    const rcx = this.rowCol[x];
+    const ry = rcx >> 15;
+    const rx = rcx & 32767;
     for (let j = 0; j < n; j++) {
       const y = list[j];
       const ty = this.tok[y];
       const first = y < x ? y : x;
-      const ddy = y < x ? ry - this.rowOf[y] : this.rowOf[y] - ry;
-      const ddx = y < x ? rx - this.colOf[y] : this.colOf[y] - rx;
+      const rcy = this.rowCol[y];
+      const ddy = y < x ? ry - (rcy >> 15) : (rcy >> 15) - ry;
+      const ddx = y < x ? rx - (rcy & 32767) : (rcy & 32767) - rx;
       const k = y < x ? this.keyOf(ty, c, ddy, ddx) : this.keyOf(c, ty, ddy, ddx);
       if (this.flags[k] & FORBIDDEN) continue;
       if (sign > 0) this.pushPosition(k, first);
@@ -749,8 +749,9 @@ export class BpeTrainer {
           s = this.stamp = 1;
         }
       }
-      const y0 = this.rowOf[p];
-      const x0 = this.colOf[p];
+      const rcp = this.rowCol[p];
+      const y0 = rcp >> 15;
+      const x0 = rcp & 32767;
       for (let j = 0; j < nc; j++) {
         const cy = y0 + bDy[c0 + j];
         const cx = x0 + bDx[c0 + j];
