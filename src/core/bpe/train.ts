@@ -120,6 +120,9 @@ export class BpeTrainer {
   private readonly gridH: Int32Array;
   private readonly gridW: Int32Array;
   private readonly gridStart: Int32Array;
+  /** Height and width shared by every grid (the usual case: skips a per-cell lookup), or 0. */
+  private readonly sameH: number;
+  private readonly sameW: number;
   private readonly mark: Int32Array;
   private readonly markAt: Int32Array; // index in the neighbour list of a marked anchor
   private stamp = 0;
@@ -201,6 +204,10 @@ export class BpeTrainer {
       N += h * w;
     }
     this.gridStart[G] = N;
+    let same = G > 0;
+    for (let g = 1; g < G && same; g++) same = this.gridH[g] === this.gridH[0] && this.gridW[g] === this.gridW[0];
+    this.sameH = same ? this.gridH[0] : 0;
+    this.sameW = same ? this.gridW[0] : 0;
     this.tok = new Int32Array(N);
     this.owner = new Int32Array(N);
     this.rowCol = new Int32Array(N);
@@ -373,7 +380,7 @@ export class BpeTrainer {
 
   private valid(p: number, a: number, b: number, off: number): boolean {
     if (this.tok[p] !== a) return false;
-    const W = this.gridW[this.gridOf[p]];
+    const W = this.sameW || this.gridW[this.gridOf[p]];
     return this.tok[p + offsetDy(off) * W + offsetDx(off)] === b;
   }
 
@@ -607,9 +614,13 @@ export class BpeTrainer {
 
   /** Length of the run of instances of token c at x + m*(dy, dx), m = 1, 2, ... (sign -1: backwards). */
   private chain(x: number, c: number, dy: number, dx: number, sign: number): number {
-    const g = this.gridOf[x];
-    const H = this.gridH[g];
-    const W = this.gridW[g];
+    let H = this.sameH;
+    let W = this.sameW;
+    if (W === 0) {
+      const g = this.gridOf[x];
+      H = this.gridH[g];
+      W = this.gridW[g];
+    }
     const sy = sign * dy;
     const sx = sign * dx;
     const step = sy * W + sx;
@@ -734,9 +745,13 @@ export class BpeTrainer {
     const small = nc <= 16;
     for (let i = 0; i < m; i++) {
       const p = ps[i];
-      const g = this.gridOf[p];
-      const W = this.gridW[g];
-      const H = this.gridH[g];
+      let H = this.sameH;
+      let W = this.sameW;
+      if (W === 0) {
+        const g = this.gridOf[p];
+        H = this.gridH[g];
+        W = this.gridW[g];
+      }
       const q = p + dy * W + dx;
       if (tok[p] !== a || tok[q] !== b) continue; // taken by an earlier merge of this step
       // Neighbours of the merged shape, each with the sides (a, b) it touches.
