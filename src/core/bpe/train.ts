@@ -130,9 +130,11 @@ export class BpeTrainer {
   private readonly keys: PairIndex;
   /** Key index of base pairs (a, b) side by side at [a*K + b], stacked at [(K + a)*K + b]; -1 = not yet; null when K > 2048. */
   private readonly baseKeys: Int32Array | null;
-  private count = new Int32Array(1 << 16);
-  private head = new Int32Array(1 << 16).fill(-1);
-  private flags = new Uint8Array(1 << 16);
+  /**
+   * Per key, 4 ints in one cache line: [exact count, head of its position list (-1: none),
+   * flags (FORBIDDEN, TOUCHED), unused].
+   */
+  private rec = new Int32Array(4 << 16);
   private touched: number[] = [];
   // 'spatial': groups (a, b) -> total count over offsets, and the keys of each group.
   private readonly groups = new PairIndex(1 << 12);
@@ -269,7 +271,7 @@ export class BpeTrainer {
         if (!this.spatial && prio > cur && cur > 0) this.heapPush(cur, key);
         continue;
       }
-      if (this.count[key] < o.minFrequency) {
+      if (this.rec[key * 4] < o.minFrequency) {
         if (!this.spatial) break; // frequency heap: nothing better below
         continue;
       }
@@ -291,7 +293,7 @@ export class BpeTrainer {
     this.mDy.push(dy);
     this.mDx.push(dx);
     this.mId.push(t);
-    this.mCount.push(this.count[k]);
+    this.mCount.push(this.rec[k * 4]);
     this.applyMerge(k, a, b, dy, dx, t);
     this.flushTouched();
     return true;
@@ -349,18 +351,18 @@ export class BpeTrainer {
   debugPairs(): Map<string, BpePairState> {
     const out = new Map<string, BpePairState>();
     for (let k = 0; k < this.keys.size; k++) {
-      if (this.flags[k] & FORBIDDEN) continue;
+      if (this.rec[k * 4 + 2] & FORBIDDEN) continue;
       const a = this.keys.ka[k];
       const b = this.keys.kb[k];
       const off = this.keys.kc[k];
       const positions: number[] = [];
-      for (let nd = this.head[k]; nd >= 0; nd = this.nodeNext[nd]) {
+      for (let nd = this.rec[k * 4 + 1]; nd >= 0; nd = this.nodeNext[nd]) {
         const p = this.nodePos[nd];
         if (this.valid(p, a, b, off)) positions.push(p);
       }
       positions.sort((x, y) => x - y);
-      if (positions.length === 0 && this.count[k] === 0) continue;
-      out.set(`${a},${b},${offsetDy(off)},${offsetDx(off)}`, { count: this.count[k], positions });
+      if (positions.length === 0 && this.rec[k * 4] === 0) continue;
+      out.set(`${a},${b},${offsetDy(off)},${offsetDx(off)}`, { count: this.rec[k * 4], positions });
     }
     return out;
   }
@@ -373,7 +375,7 @@ export class BpeTrainer {
   // ---------------------------------------------------------------- internals
 
   private priority(k: number): number {
-    const f = this.count[k];
+    const f = this.rec[k * 4];
     if (!this.spatial || f <= 0) return f;
     return (f * f) / this.groupTotal[this.groupOf[k]];
   }
@@ -403,12 +405,12 @@ export class BpeTrainer {
     const before = this.keys.size;
     const k = this.keys.intern(a, b, off);
     if (this.keys.size > before) {
-      if (k >= this.count.length) this.growKeys(k + 1);
-      this.count[k] = 0;
-      this.head[k] = -1;
+      if (k * 4 >= this.rec.length) this.growKeys(k + 1);
+      this.rec[k * 4] = 0;
+      this.rec[k * 4 + 1] = -1;
       const s = this.shapes.mergedSize(a, b, dy, dx);
       const o = this.options;
-      this.flags[k] = s.cells > o.maxShapeCells || s.height > o.maxExtent || s.width > o.maxExtent ? FORBIDDEN : 0;
+      this.rec[k * 4 + 2] = s.cells > o.maxShapeCells || s.height > o.maxExtent || s.width > o.maxExtent ? FORBIDDEN : 0;
       if (this.spatial) {
         const gb = this.groups.size;
         const g = this.groups.intern(a, b, 0);
@@ -426,13 +428,9 @@ export class BpeTrainer {
   }
 
   private growKeys(n: number): void {
-    let m = this.count.length;
+    let m = this.rec.length >> 2;
     while (m < n) m *= 2;
-    this.count = growInt32(this.count, m);
-    this.head = growInt32(this.head, m, -1);
-    const f = new Uint8Array(m);
-    f.set(this.flags);
-    this.flags = f;
+    this.rec = growInt32(this.rec, 4 * m);
     this.groupOf = growInt32(this.groupOf, m);
     this.nextInGroup = growInt32(this.nextInGroup, m);
   }
@@ -451,7 +449,7 @@ export class BpeTrainer {
 
   private addCount(k: number, delta: number): void {
     if (delta === 0) return;
-    this.count[k] += delta;
+    this.rec[k * 4] += delta;
     if (!this.spatial && delta < 0) return; // decreases are found lazily when the entry is popped
     if (this.spatial) {
       const g = this.groupOf[k];
@@ -460,8 +458,8 @@ export class BpeTrainer {
         this.groupTouched[g] = 1;
         this.touchedGroups.push(g);
       }
-    } else if (!(this.flags[k] & TOUCHED)) {
-      this.flags[k] |= TOUCHED;
+    } else if (!(this.rec[k * 4 + 2] & TOUCHED)) {
+      this.rec[k * 4 + 2] |= TOUCHED;
       this.touched.push(k);
     }
   }
@@ -470,8 +468,8 @@ export class BpeTrainer {
     if (this.poolUsed >= this.nodePos.length) this.compact();
     const nd = this.poolUsed++;
     this.nodePos[nd] = p;
-    this.nodeNext[nd] = this.head[k];
-    this.head[k] = nd;
+    this.nodeNext[nd] = this.rec[k * 4 + 1];
+    this.rec[k * 4 + 1] = nd;
   }
 
   /**
@@ -486,7 +484,7 @@ export class BpeTrainer {
       const a = this.keys.ka[k];
       const b = this.keys.kb[k];
       const off = this.keys.kc[k];
-      for (let nd = this.head[k]; nd >= 0; nd = this.nodeNext[nd]) if (this.valid(this.nodePos[nd], a, b, off)) live++;
+      for (let nd = this.rec[k * 4 + 1]; nd >= 0; nd = this.nodeNext[nd]) if (this.valid(this.nodePos[nd], a, b, off)) live++;
     }
     const cap = live * 2 > this.nodePos.length ? this.nodePos.length * 2 : this.nodePos.length;
     const pos = new Int32Array(cap);
@@ -497,7 +495,7 @@ export class BpeTrainer {
       const b = this.keys.kb[k];
       const off = this.keys.kc[k];
       const first = used;
-      for (let nd = this.head[k]; nd >= 0; nd = this.nodeNext[nd]) {
+      for (let nd = this.rec[k * 4 + 1]; nd >= 0; nd = this.nodeNext[nd]) {
         const p = this.nodePos[nd];
         if (!this.valid(p, a, b, off)) continue;
         pos[used] = p;
@@ -505,9 +503,9 @@ export class BpeTrainer {
         used++;
       }
       if (used === first) {
-        this.head[k] = -1;
+        this.rec[k * 4 + 1] = -1;
       } else {
-        this.head[k] = first;
+        this.rec[k * 4 + 1] = first;
         next[used - 1] = -1;
       }
     }
@@ -535,16 +533,16 @@ export class BpeTrainer {
       const a = tok[p];
       const b = tok[q];
       const k = this.keyOf(a, b, dy, dx);
-      if (this.flags[k] & FORBIDDEN) return;
+      if (this.rec[k * 4 + 2] & FORBIDDEN) return;
       pairKey[m] = k;
       pairPos[m++] = p;
-      if (a !== b) this.count[k]++;
+      if (a !== b) this.rec[k * 4]++;
     };
     // Self pairs: a run of L equal codes along a row (column) gives floor(L/2) merges.
     const run = (c: number, L: number, dy: number, dx: number): void => {
       if (L < 2) return;
       const k = this.keyOf(c, c, dy, dx);
-      if (!(this.flags[k] & FORBIDDEN)) this.count[k] += L >> 1;
+      if (!(this.rec[k * 4 + 2] & FORBIDDEN)) this.rec[k * 4] += L >> 1;
     };
     for (let g = 0; g < G; g++) {
       const s = this.gridStart[g];
@@ -599,16 +597,16 @@ export class BpeTrainer {
       const b0 = base[k];
       const b1 = base[k + 1];
       if (b1 === b0) continue;
-      this.head[k] = b0;
+      this.rec[k * 4 + 1] = b0;
       for (let nd = b0; nd < b1 - 1; nd++) this.nodeNext[nd] = nd + 1;
       this.nodeNext[b1 - 1] = -1;
     }
     this.poolUsed = m;
     for (let k = 0; k < nKeys; k++) {
-      if (this.spatial && this.count[k] > 0) this.groupTotal[this.groupOf[k]] += this.count[k];
+      if (this.spatial && this.rec[k * 4] > 0) this.groupTotal[this.groupOf[k]] += this.rec[k * 4];
     }
     for (let k = 0; k < nKeys; k++) {
-      if (this.count[k] > 0) this.heapPush(this.priority(k), k);
+      if (this.rec[k * 4] > 0) this.heapPush(this.priority(k), k);
     }
   }
 
@@ -661,7 +659,7 @@ export class BpeTrainer {
       const ddy = y < x ? ry - (rcy >> 15) : (rcy >> 15) - ry;
       const ddx = y < x ? rx - (rcy & 32767) : (rcy & 32767) - rx;
       const k = y < x ? this.keyOf(ty, c, ddy, ddx) : this.keyOf(c, ty, ddy, ddx);
-      if (this.flags[k] & FORBIDDEN) continue;
+      if (this.rec[k * 4 + 2] & FORBIDDEN) continue;
       if (sign > 0) this.pushPosition(k, first);
       if (ty !== c) {
         this.addCount(k, sign);
@@ -712,7 +710,7 @@ export class BpeTrainer {
     // Collect valid left anchors and free the list.
     let m = 0;
     const off = packOffset(dy, dx);
-    let nd = this.head[k];
+    let nd = this.rec[k * 4 + 1];
     while (nd >= 0) {
       const next = this.nodeNext[nd];
       const p = this.nodePos[nd];
@@ -722,7 +720,7 @@ export class BpeTrainer {
       }
       nd = next;
     }
-    this.head[k] = -1;
+    this.rec[k * 4 + 1] = -1;
     const ps = this.collect.subarray(0, m);
     if (a === b) ps.sort(); // greedy in raster order matters only when a chain can overlap itself
     const tok = this.tok;
@@ -816,7 +814,7 @@ export class BpeTrainer {
       for (const g of this.touchedGroups) {
         this.groupTouched[g] = 0;
         for (let k = this.groupHead[g]; k >= 0; k = this.nextInGroup[k]) {
-          if (this.count[k] > 0 && !(this.flags[k] & FORBIDDEN)) this.heapPush(this.priority(k), k);
+          if (this.rec[k * 4] > 0 && !(this.rec[k * 4 + 2] & FORBIDDEN)) this.heapPush(this.priority(k), k);
         }
       }
       this.touchedGroups.length = 0;
@@ -824,8 +822,8 @@ export class BpeTrainer {
     }
     // Keys whose count went up at least once in this step (it may have gone down again: push the current count).
     for (const k of this.touched) {
-      this.flags[k] &= ~TOUCHED;
-      if (this.count[k] > 0) this.heapPush(this.count[k], k);
+      this.rec[k * 4 + 2] &= ~TOUCHED;
+      if (this.rec[k * 4] > 0) this.heapPush(this.rec[k * 4], k);
     }
     this.touched.length = 0;
   }
