@@ -99,6 +99,8 @@ export interface BpePairState {
   positions: number[];
 }
 
+/** Ids stay below 2^22 so that the heap's tie-break (left * 2^31 + right) is exact in a double. */
+const MAX_VOCAB = 1 << 22;
 const FORBIDDEN = 1;
 const TOUCHED = 2;
 
@@ -151,6 +153,8 @@ export class BpeTrainer {
   // Max-heap of (priority, key).
   private heapPrio = new Float64Array(1 << 16);
   private heapKey = new Int32Array(1 << 16);
+  private heapTie = new Float64Array(1 << 16);
+  private heapOff = new Int32Array(1 << 16);
   private heapSize = 0;
   // Learned merges.
   private readonly mLeft: number[] = [];
@@ -171,7 +175,7 @@ export class BpeTrainer {
     const defaults: BpeTrainOptions = { ...DEFAULTS, directions: options?.mode === '1d' ? 'horizontal' : 'both' };
     const o = resolveOptions('trainBpe', defaults, options);
     checkInt('baseVocab', o.baseVocab, 1, 1 << 24);
-    checkInt('vocabSize', o.vocabSize, 0, 1 << 30);
+    checkInt('vocabSize', o.vocabSize, 0, MAX_VOCAB);
     checkInt('merges', o.merges, 0, 1 << 30);
     if (o.vocabSize === 0 && o.merges === 0) throw invalidOption('vocabSize', 'a vocabulary size or a number of merges (integer >= 1)', 0);
     if (o.vocabSize !== 0 && o.vocabSize < o.baseVocab) throw invalidOption('vocabSize', `integer >= baseVocab (${o.baseVocab})`, o.vocabSize);
@@ -255,7 +259,8 @@ export class BpeTrainer {
   step(): boolean {
     if (this.done) return false;
     const o = this.options;
-    if ((o.vocabSize > 0 && this.shapes.size >= o.vocabSize) || (o.merges > 0 && this.mLeft.length >= o.merges)) {
+    const full = o.vocabSize > 0 ? this.shapes.size >= o.vocabSize : this.shapes.size >= MAX_VOCAB;
+    if (full || (o.merges > 0 && this.mLeft.length >= o.merges)) {
       this.done = true;
       return false;
     }
@@ -828,14 +833,8 @@ export class BpeTrainer {
     this.touched.length = 0;
   }
 
-  /** True when entry (pa, ka) should be above (pb, kb): higher priority, then smaller (left, right, offset). */
-  private above(pa: number, ka: number, pb: number, kb: number): boolean {
-    if (pa !== pb) return pa > pb;
-    const K = this.keys;
-    if (K.ka[ka] !== K.ka[kb]) return K.ka[ka] < K.ka[kb];
-    if (K.kb[ka] !== K.kb[kb]) return K.kb[ka] < K.kb[kb];
-    return K.kc[ka] < K.kc[kb];
-  }
+  // The heap keeps, beside priority and key, the tie-break fields (left * 2^31 + right, packed
+  // offset) so that comparing two entries never reads the key table.
 
   private heapPush(prio: number, k: number): void {
     if (this.heapSize >= this.heapPrio.length) {
@@ -843,40 +842,67 @@ export class BpeTrainer {
       const p = new Float64Array(n);
       p.set(this.heapPrio);
       this.heapPrio = p;
+      const t = new Float64Array(n);
+      t.set(this.heapTie);
+      this.heapTie = t;
+      this.heapOff = growInt32(this.heapOff, n);
       this.heapKey = growInt32(this.heapKey, n);
     }
+    const tie = this.keys.ka[k] * 2147483648 + this.keys.kb[k];
+    const off = this.keys.kc[k];
     const hp = this.heapPrio;
+    const ht = this.heapTie;
+    const ho = this.heapOff;
     const hk = this.heapKey;
     let i = this.heapSize++;
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      if (!this.above(prio, k, hp[parent], hk[parent])) break;
-      hp[i] = hp[parent];
+      const pp = hp[parent];
+      // stop unless the new entry is above its parent: higher priority, then smaller (left, right), then smaller offset
+      if (!(prio > pp || (prio === pp && (tie < ht[parent] || (tie === ht[parent] && off < ho[parent]))))) break;
+      hp[i] = pp;
+      ht[i] = ht[parent];
+      ho[i] = ho[parent];
       hk[i] = hk[parent];
       i = parent;
     }
     hp[i] = prio;
+    ht[i] = tie;
+    ho[i] = off;
     hk[i] = k;
   }
 
   private heapPop(): void {
     const hp = this.heapPrio;
+    const ht = this.heapTie;
+    const ho = this.heapOff;
     const hk = this.heapKey;
     const n = --this.heapSize;
     if (n === 0) return;
     const prio = hp[n];
+    const tie = ht[n];
+    const off = ho[n];
     const k = hk[n];
     let i = 0;
     for (;;) {
       let c = 2 * i + 1;
       if (c >= n) break;
-      if (c + 1 < n && this.above(hp[c + 1], hk[c + 1], hp[c], hk[c])) c++;
-      if (!this.above(hp[c], hk[c], prio, k)) break;
-      hp[i] = hp[c];
+      if (c + 1 < n) {
+        const p1 = hp[c + 1];
+        const p0 = hp[c];
+        if (p1 > p0 || (p1 === p0 && (ht[c + 1] < ht[c] || (ht[c + 1] === ht[c] && ho[c + 1] < ho[c])))) c++;
+      }
+      const pc = hp[c];
+      if (!(pc > prio || (pc === prio && (ht[c] < tie || (ht[c] === tie && ho[c] < off))))) break;
+      hp[i] = pc;
+      ht[i] = ht[c];
+      ho[i] = ho[c];
       hk[i] = hk[c];
       i = c;
     }
     hp[i] = prio;
+    ht[i] = tie;
+    ho[i] = off;
     hk[i] = k;
   }
 }
