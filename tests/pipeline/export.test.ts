@@ -77,6 +77,7 @@ describe('exportTokens', () => {
     await tokenizeDataset({ inputs: [path.join(root, 'in')], out: tokens, tokenizer: colourGridTokenizer({ imageSize: 16, grid: 4 }), recordsPerShard: 3 });
     records = await readAllRecords(tokens);
   });
+  afterAll(() => fsp.rm(root, { recursive: true, force: true }));
 
   test('jsonl: one document a line, image tokens between img_start and img_end, caption before', async () => {
     const res = await exportTokens({ dir: tokens, out: path.join(root, 'x-jsonl'), format: 'jsonl' });

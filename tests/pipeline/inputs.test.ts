@@ -18,6 +18,7 @@ describe('enumerateInputs', () => {
       await touch(root, rel);
     }
   });
+  afterAll(() => fsp.rm(root, { recursive: true, force: true }));
 
   test('a folder: keys relative to it, sorted, sidecars attached, other files marked not-image, hidden ignored', async () => {
     const { inputs, digest } = await enumerateInputs([path.join(root, 'd')]);

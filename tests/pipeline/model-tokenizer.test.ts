@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { Rng } from '../../src/core/random';
 import { createTokenizerModel, type TokenizerModel } from '../../src/tf/tokenizer';
@@ -58,5 +59,6 @@ describe('the tf tokenizer model as the pipeline tokenizer', () => {
     expect(records.map((r) => r.codes?.length)).toEqual([4, 4, 4, 4, 4]);
     const res = await decodeDataset({ dir: path.join(root, 'tok'), out: path.join(root, 'png'), detokenizer: modelDetokenizer(model, { imageSize: 16 }) });
     expect(res.images).toBe(5);
+    await fsp.rm(root, { recursive: true, force: true });
   });
 });

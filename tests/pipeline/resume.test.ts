@@ -65,6 +65,7 @@ describe('resume after kill -9', () => {
     reference = await snapshot(path.join(root, 'reference'));
     expect(reference.files.filter((f) => f.startsWith('shard-')).length).toBe(6);
   });
+  afterAll(() => fsp.rm(root, { recursive: true, force: true }));
 
   // Seeds pick the kill delay (10-110 ms after the first batch starts) or the number of records after which the child kills itself.
   test.each([1, 2, 3, 4])('seed %i: killed child, resumed, equals an uninterrupted run', async (seed) => {

@@ -24,6 +24,7 @@ describe('tokenizeDataset', () => {
     inDir = path.join(root, 'in');
     rels = await makeImages(inDir, 13, 11);
   });
+  afterAll(() => fsp.rm(root, { recursive: true, force: true }));
 
   test('records hold exactly what the tokenizer gives for each image, with sha256, original size and caption', async () => {
     const out = path.join(root, 'out-basic');
