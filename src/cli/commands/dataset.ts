@@ -32,7 +32,7 @@ export const tokenizeCommand: CommandModule<object, TokenizeArgs> = {
       .option('labels', { type: 'string', describe: 'CSV or JSONL mapping keys to label/caption (sidecar NAME.txt/.json are read anyway)' })
       .option('shard', { type: 'string', default: '0/1', describe: 'This run\'s part i/n of the input (any scheduler can run n copies)' })
       .option('resume', { type: 'boolean', describe: 'Continue an interrupted run in --out' })
-      .option('batch-size', { type: 'number', default: 16, describe: 'Images per model call' })
+      .option('batch-size', { type: 'number', default: 4, describe: 'Images per model call (wasm has a 4 GB heap: large tokenizers at 256 px need small batches)' })
       .option('records-per-shard', { type: 'number', default: 1024, describe: 'Inputs per shard file' })
       .option('fit', { choices: ['crop', 'pad'] as const, default: 'crop' as const, describe: 'Centre-crop or pad to the tokenizer\'s size' })
       .option('concurrency', { type: 'number', default: 2, describe: 'Images decoded at once' })
