@@ -1,5 +1,6 @@
 import { promises as fsp } from 'node:fs';
 import type { CommandModule } from 'yargs';
+import { BpeModel } from '../../core/bpe';
 import { VtokError } from '../../core/errors';
 import { loadTokenizer } from '../../io/tokenizer-bundle';
 import { renderMerges, topMerges, trainBpeFromTokens } from '../../pipeline/bpe';
@@ -110,26 +111,12 @@ export const bpeCommand: CommandModule<object, BpeArgs> = {
       .command({
         command: 'encode [input]',
         describe: 'Code grids to BPE ids: JSON lines {"h":16,"w":16,"codes":[...]} in (file or stdin), {"h","w","ids"} out',
-        handler: async (args: BpeArgs) => {
-          const { bpe } = await loadBpe(args);
-          for (const line of await readJsonLines(args.input)) {
-            const g = line as { h: number; w: number; codes: unknown };
-            const ids = bpe.encode(intArray(g.codes, 'codes'), g.h, g.w);
-            process.stdout.write(JSON.stringify({ h: g.h, w: g.w, ids: Array.from(ids) }) + '\n');
-          }
-        },
+        handler: (args: BpeArgs) => mapGrids(args, 'codes', 'ids', (bpe, values, h, w) => bpe.encode(values, h, w)),
       } as CommandModule<object, BpeArgs>)
       .command({
         command: 'decode [input]',
         describe: 'BPE ids back to code grids: JSON lines {"h","w","ids"} in, {"h","w","codes"} out (exact inverse of encode)',
-        handler: async (args: BpeArgs) => {
-          const { bpe } = await loadBpe(args);
-          for (const line of await readJsonLines(args.input)) {
-            const g = line as { h: number; w: number; ids: unknown };
-            const codes = bpe.decode(intArray(g.ids, 'ids'), g.h, g.w);
-            process.stdout.write(JSON.stringify({ h: g.h, w: g.w, codes: Array.from(codes) }) + '\n');
-          }
-        },
+        handler: (args: BpeArgs) => mapGrids(args, 'ids', 'codes', (bpe, values, h, w) => bpe.decode(values, h, w)),
       } as CommandModule<object, BpeArgs>)
       .command({
         command: 'inspect',
@@ -164,10 +151,24 @@ export const bpeCommand: CommandModule<object, BpeArgs> = {
   handler: () => undefined,
 };
 
+/** Reads {h, w, <from>} JSON lines, maps each through the tokenizer's BPE model, writes {h, w, <to>} lines. */
+async function mapGrids(
+  args: BpeArgs,
+  from: 'codes' | 'ids',
+  to: 'codes' | 'ids',
+  fn: (bpe: BpeModel, values: number[], h: number, w: number) => Int32Array,
+): Promise<void> {
+  const { bpe } = await loadBpe(args);
+  for (const line of await readJsonLines(args.input)) {
+    const g = line as { h: number; w: number } & Record<string, unknown>;
+    const out = fn(bpe, intArray(g[from], from), g.h, g.w);
+    process.stdout.write(JSON.stringify({ h: g.h, w: g.w, [to]: Array.from(out) }) + '\n');
+  }
+}
+
 async function loadBpe(args: BpeArgs & GlobalArgs) {
   // Encoding and decoding ids needs no model: read the bundle only.
   const { openStoreSet } = await import('../../io/store');
-  const { BpeModel } = await import('../../core/bpe');
   const bundle = await openStoreSet({ store: args.store }).get(args.tokenizer);
   if (bundle.bpe === undefined) throw new VtokError('BPE', `Bundle ${bundle.id.slice(0, 12)} holds no BPE model; train one with vtok bpe train`);
   return { id: bundle.id, bpe: BpeModel.fromJSON(bundle.bpe) };
