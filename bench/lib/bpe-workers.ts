@@ -13,29 +13,30 @@ import { BpeModel, BpeModelData } from '../../src/core/bpe';
 interface Init {
   model: BpeModelData;
   codes: Uint16Array; // on a SharedArrayBuffer
+  count: number;
   h: number;
   w: number;
+  /** [0]: the next grid to take (workers take CHUNK grids at a time, so a busy core does less). */
+  next: Int32Array; // on a SharedArrayBuffer
 }
 
-interface Job {
-  start: number;
-  end: number;
-}
+const CHUNK = 250;
 
 export class BpeEncodePool {
   private readonly workers: Worker[];
-  private readonly count: number;
+  private readonly next: Int32Array;
 
-  private constructor(workers: Worker[], count: number) {
+  private constructor(workers: Worker[], next: Int32Array) {
     this.workers = workers;
-    this.count = count;
+    this.next = next;
   }
 
   /** Starts `threads` workers, each building the model once (not part of any timing). */
   static async create(model: BpeModel, codes: ArrayLike<number>, count: number, h: number, w: number, threads: number): Promise<BpeEncodePool> {
     const shared = new Uint16Array(new SharedArrayBuffer(count * h * w * 2));
     shared.set(codes);
-    const init: Init = { model: model.toJSON(), codes: shared, h, w };
+    const next = new Int32Array(new SharedArrayBuffer(4));
+    const init: Init = { model: model.toJSON(), codes: shared, count, h, w, next };
     const workers = await Promise.all(
       Array.from({ length: threads }, async () => {
         // The worker runs this same TypeScript file through tsx's require hook (a worker does not
@@ -48,20 +49,19 @@ export class BpeEncodePool {
         return worker;
       }),
     );
-    return new BpeEncodePool(workers, count);
+    return new BpeEncodePool(workers, next);
   }
 
-  /** Encodes every grid once, split evenly over the workers; returns the total number of tokens. */
+  /** Encodes every grid once, the workers taking chunks of grids until none are left; returns the total number of tokens. */
   async encodeAll(): Promise<number> {
-    const n = this.workers.length;
+    Atomics.store(this.next, 0, 0);
     const totals = await Promise.all(
       this.workers.map(
-        (worker, i) =>
+        (worker) =>
           new Promise<number>((resolve, reject) => {
             worker.once('message', (total: number) => resolve(total));
             worker.once('error', reject);
-            const job: Job = { start: Math.floor((i * this.count) / n), end: Math.floor(((i + 1) * this.count) / n) };
-            worker.postMessage(job);
+            worker.postMessage('go');
           }),
       ),
     );
@@ -78,9 +78,14 @@ if (!isMainThread && parentPort && workerData) {
   const model = BpeModel.fromJSON(init.model);
   const cells = init.h * init.w;
   const port = parentPort;
-  port.on('message', (job: Job) => {
+  port.on('message', () => {
     let total = 0;
-    for (let g = job.start; g < job.end; g++) total += model.encode(init.codes.subarray(g * cells, (g + 1) * cells), init.h, init.w).length;
+    for (;;) {
+      const start = Atomics.add(init.next, 0, CHUNK);
+      if (start >= init.count) break;
+      const end = Math.min(init.count, start + CHUNK);
+      for (let g = start; g < end; g++) total += model.encode(init.codes.subarray(g * cells, (g + 1) * cells), init.h, init.w).length;
+    }
     port.postMessage(total);
   });
   port.postMessage('ready');
