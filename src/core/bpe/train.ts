@@ -243,7 +243,9 @@ export class BpeTrainer {
     const keyCap = Math.max(1 << 16, Math.min(N >> 1, 1 << 23));
     this.keys = new PairIndex(keyCap);
     this.growKeys(keyCap);
-    const poolCap = Math.max(1024, 4 * N + 1024);
+    // Position entries: about 2 per cell for the first pairs plus about 3 per cell made during a
+    // long run (16x16 grids at 30,000 ids); beyond that the pool compacts or doubles.
+    const poolCap = Math.max(1024, 5 * N + 1024);
     this.nodePos = new Int32Array(poolCap);
     this.nodeNext = new Int32Array(poolCap);
     this.initialCounts();
