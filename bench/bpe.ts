@@ -208,8 +208,8 @@ async function main(): Promise<void> {
   md += `| train to ${HF_VOCAB} ids | merges | wall time (s) | vs HF | CPU time, all threads (s) | vs HF |\n|---|---|---|---|---|---|\n`;
   md += `| vtok 2D (1 thread) | ${merges['2d']} | ${f(t['2d'] / 1000, 2)} | ${f(t['2d'] / t.hf, 2)}x | ${f(c['2d'] / 1000, 2)} | ${f(c['2d'] / c.hf, 2)}x |\n`;
   md += `| vtok 1D (1 thread) | ${merges['1d']} | ${f(t['1d'] / 1000, 2)} | ${f(t['1d'] / t.hf, 2)}x | ${f(c['1d'] / 1000, 2)} | ${f(c['1d'] / c.hf, 2)}x |\n`;
-  md += `| HF tokenizers (${threads} threads) | ${merges.hf} | ${f(t.hf / 1000, 2)} | 1x | ${f(c.hf / 1000, 2)} | 1x |\n\n`;
-  md += `| vocab | tokens/image 2D | 1D | HF | 2D/HF | encode grids/s: 2D, 1 thread | 2D, ${threads} threads | 1D, 1 thread | HF (${threads} threads) | 2D ${threads} threads/HF |\n|---|---|---|---|---|---|---|---|---|---|\n`;
+  md += `| HF tokenizers (Rust; rayon may use all ${threads} cores) | ${merges.hf} | ${f(t.hf / 1000, 2)} | 1x | ${f(c.hf / 1000, 2)} | 1x |\n\n`;
+  md += `| vocab | tokens/image 2D | 1D | HF | 2D/HF | encode grids/s: 2D, 1 thread | 2D, ${threads} threads | 1D, 1 thread | HF (Rust, ${threads} threads) | 2D ${threads} threads/HF |\n|---|---|---|---|---|---|---|---|---|---|\n`;
   for (const r of rows) {
     const n2 = r.vtok2dTokens as number;
     const nh = r.hfTokens as number;

@@ -90,7 +90,7 @@ export class BpeModel {
   private entryPos = new Int32Array(0);
   private entryNext = new Int32Array(0);
   private batch = new Int32Array(64);
-  private baseRankTable: Int32Array | null = null;
+  private baseRankTable: Int16Array | Int32Array | null = null;
   private nb = new Int32Array(0);
 
   /** Builds a model from merge rules; checks every rule (ids, offsets, overlaps). */
@@ -357,11 +357,12 @@ export class BpeModel {
    * -1 for none: one array read instead of a hash probe for the first pairs of a grid. Only for
    * K <= 2048 (2 * K * K ints); null otherwise.
    */
-  private baseRanks(): Int32Array | null {
+  private baseRanks(): Int16Array | Int32Array | null {
     const K = this.settings.baseVocab;
     if (K > 2048) return null;
     if (this.baseRankTable) return this.baseRankTable;
-    const table = new Int32Array(2 * K * K).fill(-1);
+    // Ranks fit in 16 bits for up to 32,767 rules: half the memory, more of it in cache.
+    const table = this.merges.left.length < 32767 ? new Int16Array(2 * K * K).fill(-1) : new Int32Array(2 * K * K).fill(-1);
     const { ka, kb, kc } = this.rulesKeys();
     for (let k = 0; k < ka.length; k++) {
       if (ka[k] >= K || kb[k] >= K) continue;

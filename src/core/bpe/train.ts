@@ -34,9 +34,12 @@
  * fail the check: an anchor's token only ever grows, so a destroyed instance
  * never reappears), and dropped when the full pool is compacted.
  *
- * Choice of the next merge: a lazy-deletion max-heap of (priority, key);
- * after each merge every key whose priority changed is pushed again, and a
- * popped entry is used only if its priority is still current. Tie-break
+ * Choice of the next merge: a lazy-deletion max-heap of (priority, key). In
+ * 'frequency' mode a key is pushed after a merge that raised its count; an
+ * entry above the current count (the count fell) is pushed back at the
+ * current count when popped; an entry is used only if its priority is still
+ * current. In 'spatial' mode every key of a pair group whose total changed is
+ * pushed again (a falling total raises the others' priority). Tie-break
  * (deterministic, independent of hash layout): higher priority first, then
  * smaller left id, smaller right id, smaller dy, smaller dx.
  *
