@@ -187,7 +187,8 @@ describe('TokenizerModel: save, restore, leaks, errors', () => {
   });
 
   it('leaks no tensors across any public call', () => {
-    const model = createTokenizerModel(TINY, 9);
+    // k-means runs on the second update (8 latents per batch, 16 needed), so its tensors are counted too.
+    const model = createTokenizerModel({ ...TINY, kmeansInit: true, kmeansSamples: 16 }, 9);
     const x = images(9);
     const opt = tf.train.adam(1e-3);
     const step = (): void => {
@@ -209,6 +210,7 @@ describe('TokenizerModel: save, restore, leaks, errors', () => {
     step(); // the optimizer creates its slots once
     const before = tf.memory().numTensors;
     step();
+    expect(model.quantizer.initialized).toBe(true);
     const codes = model.encode(x);
     const v = model.lookup(codes);
     const results = [codes, v.semantic, v.pixel, model.decode(codes), model.decodeVectors(v.pixel), model.predictSemantic(v.semantic)];
