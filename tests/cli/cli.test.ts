@@ -47,9 +47,12 @@ describe('vtok CLI', () => {
     expect(show.stderr).toContain('[STORE_NOT_FOUND]');
   });
 
-  it('rejects an unknown command with help and exit code 2', async () => {
-    const r = await vtok(['tokenise']);
+  it('rejects an unknown command with help and exit code 2, and suggests a near one', async () => {
+    const r = await vtok(['frobnicate']);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain('Unknown argument: tokenise');
+    expect(r.stderr).toContain('Unknown argument: frobnicate');
+    const typo = await vtok(['tokenise']);
+    expect(typo.code).toBe(2);
+    expect(typo.stderr).toContain('Did you mean tokenize?');
   });
 });
