@@ -299,7 +299,10 @@ async function runTfjs(key: 'cpu' | 'wasm1' | 'wasmN', threads: number, reps: nu
 function runTorch(python: string, threads: number, reps: number): { results: Results; info: string } {
   const script = path.join(__dirname, 'torch_engine.py');
   const input = JSON.stringify({ threads, reps, warmup: 1, rows: ROWS.map((r) => ({ id: r.id, ...r.spec })) });
-  const r = spawnSync(python, [script], { input, encoding: 'utf8', maxBuffer: 1 << 24, timeout: 30 * 60 * 1000 });
+  // torch.set_num_threads does not reach the BLAS library Debian's torch uses for matmul: pin it too.
+  const n = String(threads);
+  const env = { ...process.env, OMP_NUM_THREADS: n, OPENBLAS_NUM_THREADS: n, MKL_NUM_THREADS: n };
+  const r = spawnSync(python, [script], { input, env, encoding: 'utf8', maxBuffer: 1 << 24, timeout: 30 * 60 * 1000 });
   if (r.status !== 0) throw new Error(`${python} ${script} failed: ${r.stderr}`);
   process.stderr.write(r.stderr);
   const out = JSON.parse(r.stdout) as { torch: string; threads: number; results: Record<string, number[]> };
