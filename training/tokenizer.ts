@@ -1,0 +1,397 @@
+/**
+ * trainTokenizer: the training loop of the semantic-VQ tokenizer
+ * (src/tf/tokenizer.ts; DESIGN.md "Semantic-VQ encoder with dual codebooks").
+ *
+ * One step: a batch of seeded random crops (training/data.ts) -> forward ->
+ * loss = l1 * |x - x'| + l2 * (x - x')^2 + commit (+ codebook in 'loss'
+ * mode) + semantic * (1 - cos(predictSemantic(q_s), teacher features resized
+ * to the code grid)) -> gradients -> NaN/Inf guard (a non-finite loss or
+ * gradient norm skips the step and says so) -> clip by global norm -> Adam
+ * with linear warm-up and cosine/linear decay -> EMA codebook update,
+ * k-means init and dead-code restart (the model's updateCodebooks).
+ *
+ * A checkpoint (written atomically every checkpointEvery steps and at the
+ * end) holds the weights, the quantizer's training state, Adam's moments,
+ * the step, the data stream's position and the config, so that resuming
+ * continues the same run exactly.
+ *
+ * Example:
+ *   const result = await trainTokenizer({ config: 'tiny', data: ['data/photos/train'], runDir: 'runs/tiny', steps: 50 });
+ *   result.model;  // TokenizerModel, trained
+ */
+
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { pack, unpack } from 'msgpackr';
+import { VtokError, checkInt, checkNumber, checkOneOf, resolveOptions } from '../src/core/errors';
+import { type TensorMap, type TensorRecord, type TypedKind, tensorRecord, typedArrayFromLittleEndian, typedArrayToLittleEndian } from '../src/core/tensor-map';
+import { type TokenizerConfig } from '../src/core/tokenizer-config';
+import { writeFileAtomic } from '../src/io/atomic';
+import { type QuantizerBatch } from '../src/tf/quantizer';
+import { type TokenizerModel, createTokenizerModel } from '../src/tf/tokenizer';
+import { ImageStream, type StreamImage, type StreamState, loadImageDirs } from './data';
+
+/** Everything that defines a training run (a named JSON file under training/configs, or an object). */
+export interface TrainConfig {
+  /** Tokenizer model config (src/core/tokenizer-config.ts); unknown keys are rejected there. */
+  model: Partial<TokenizerConfig>;
+  /** Side of the square training crops. */
+  imageSize: number;
+  batchSize: number;
+  steps: number;
+  /** Peak learning rate. */
+  lr: number;
+  warmupSteps: number;
+  decay: 'cosine' | 'linear' | 'none';
+  /** Final learning rate as a fraction of the peak. */
+  minLrRatio: number;
+  beta1: number;
+  beta2: number;
+  /** Clip gradients to this global norm (0: no clipping). */
+  clipNorm: number;
+  /** Loss weights. */
+  l1: number;
+  l2: number;
+  semantic: number;
+  /** Random left-right flips of the crops. */
+  flip: boolean;
+  seed: number;
+  checkpointEvery: number;
+  logEvery: number;
+}
+
+export const TRAIN_DEFAULTS: TrainConfig = {
+  model: {},
+  imageSize: 128,
+  batchSize: 8,
+  steps: 1000,
+  lr: 2e-4,
+  warmupSteps: 100,
+  decay: 'cosine',
+  minLrRatio: 0.1,
+  beta1: 0.9,
+  beta2: 0.99,
+  clipNorm: 1,
+  l1: 1,
+  l2: 0,
+  semantic: 0.5,
+  flip: true,
+  seed: 0,
+  checkpointEvery: 200,
+  logEvery: 10,
+};
+
+/** A frozen feature extractor: images [B, H, W, 3] in [-1, 1] -> features [B, h', w', dim]. */
+export interface Teacher {
+  name: string;
+  dim: number;
+  features(images: tf.Tensor4D): tf.Tensor4D;
+}
+
+export interface StepReport {
+  step: number;
+  loss: number;
+  recon: number;
+  commit: number;
+  semantic: number;
+  gradNorm: number;
+  lr: number;
+  usage: number;
+  perplexity: number;
+  stepsPerSecond: number;
+  skipped: boolean;
+}
+
+export interface TrainOptions {
+  /** A config name (training/configs/NAME.json), a path to a JSON file, or the config itself. */
+  config: string | Partial<TrainConfig>;
+  /** Image folders, or images already in memory. */
+  data: readonly string[] | readonly StreamImage[];
+  /** Folder for the checkpoint, the JSONL log and the reconstruction grids. */
+  runDir: string;
+  /** Overrides config.steps. */
+  steps?: number;
+  /** Stop (with a checkpoint) after this step, without changing the learning-rate schedule (which follows steps). */
+  stopAfter?: number;
+  /** Continue from runDir's checkpoint. */
+  resume?: boolean;
+  teacher?: Teacher;
+  onStep?: (report: StepReport) => void;
+  /** Test hook: replaces a batch before the step (e.g. to inject NaN). */
+  transformBatch?: (batch: Float32Array, step: number) => Float32Array;
+}
+
+export interface TrainResult {
+  model: TokenizerModel;
+  config: TrainConfig;
+  steps: number;
+  skippedSteps: number;
+  reports: StepReport[];
+  wallSeconds: number;
+}
+
+export const CHECKPOINT_FILE = 'checkpoint.msgpack';
+const CHECKPOINT_FORMAT = 'vtok-train-checkpoint';
+
+/** Reads and checks a training config: a name under training/configs, a JSON path, or an object. */
+export async function resolveTrainConfig(config: string | Partial<TrainConfig>): Promise<TrainConfig> {
+  let given: Partial<TrainConfig>;
+  if (typeof config === 'string') {
+    const file = config.endsWith('.json') || config.includes('/') ? config : path.join(__dirname, 'configs', `${config}.json`);
+    let text: string;
+    try {
+      text = await fs.readFile(file, 'utf8');
+    } catch {
+      throw new VtokError('INVALID_INPUT', `No training config ${JSON.stringify(config)} (looked for ${file})`, { subject: config });
+    }
+    given = JSON.parse(text) as Partial<TrainConfig>;
+  } else {
+    given = config;
+  }
+  const c = resolveOptions('the training config', TRAIN_DEFAULTS, given);
+  checkInt('imageSize', c.imageSize, 1);
+  checkInt('batchSize', c.batchSize, 1);
+  checkInt('steps', c.steps, 0);
+  checkNumber('lr', c.lr, 0);
+  checkInt('warmupSteps', c.warmupSteps, 0);
+  checkOneOf('decay', c.decay, ['cosine', 'linear', 'none']);
+  checkNumber('minLrRatio', c.minLrRatio, 0, 1);
+  checkNumber('clipNorm', c.clipNorm, 0);
+  checkNumber('l1', c.l1, 0);
+  checkNumber('l2', c.l2, 0);
+  checkNumber('semantic', c.semantic, 0);
+  checkInt('checkpointEvery', c.checkpointEvery, 1);
+  checkInt('logEvery', c.logEvery, 1);
+  return c;
+}
+
+/** The learning rate at step (0-based): linear warm-up to lr, then cosine or linear decay to lr * minLrRatio. */
+export function learningRateAt(c: TrainConfig, step: number): number {
+  if (step < c.warmupSteps) return (c.lr * (step + 1)) / c.warmupSteps;
+  if (c.decay === 'none' || c.steps <= c.warmupSteps) return c.lr;
+  const t = Math.min(1, (step - c.warmupSteps) / Math.max(1, c.steps - c.warmupSteps));
+  const f = c.decay === 'cosine' ? 0.5 * (1 + Math.cos(Math.PI * t)) : 1 - t;
+  return c.lr * (c.minLrRatio + (1 - c.minLrRatio) * f);
+}
+
+// ---- checkpoint ----
+
+interface PackedTensor {
+  dtype: string;
+  shape: number[];
+  bytes: Uint8Array;
+}
+
+function packMap(map: TensorMap): Record<string, PackedTensor> {
+  const out: Record<string, PackedTensor> = {};
+  for (const [k, r] of Object.entries(map)) out[k] = { dtype: r.dtype, shape: [...r.shape], bytes: typedArrayToLittleEndian(r.data) };
+  return out;
+}
+
+function unpackMap(packed: Record<string, PackedTensor>): TensorMap {
+  const out: TensorMap = {};
+  for (const [k, p] of Object.entries(packed)) {
+    const data = typedArrayFromLittleEndian(p.dtype as TypedKind, new Uint8Array(p.bytes));
+    out[k] = tensorRecord(p.dtype as TensorRecord['dtype'], p.shape, data as never);
+  }
+  return out;
+}
+
+interface Checkpoint {
+  format: string;
+  step: number;
+  skippedSteps: number;
+  config: TrainConfig;
+  seed: number;
+  weights: Record<string, PackedTensor>;
+  trainingState: Record<string, PackedTensor>;
+  optimizer: { name: string; shape: number[]; bytes: Uint8Array }[];
+  data: StreamState;
+}
+
+async function writeCheckpoint(file: string, ck: Checkpoint): Promise<void> {
+  await writeFileAtomic(file, pack(ck));
+}
+
+async function readCheckpoint(file: string): Promise<Checkpoint> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await fs.readFile(file);
+  } catch {
+    throw new VtokError('INVALID_INPUT', `Cannot resume: no checkpoint at ${file}`, { subject: file });
+  }
+  const ck = unpack(bytes) as Checkpoint;
+  if (ck?.format !== CHECKPOINT_FORMAT) throw new VtokError('INVALID_INPUT', `${file} is not a vtok training checkpoint`, { subject: file });
+  return ck;
+}
+
+/**
+ * tf.train.adam keeps the running powers beta^t in two variables that its
+ * setWeights recomputes with pow(), which differs from the repeated products
+ * in the last float32 bit; an exact resume saves and restores them too.
+ */
+interface AdamInternals {
+  accBeta1: tf.Variable;
+  accBeta2: tf.Variable;
+}
+
+async function optimizerState(opt: tf.AdamOptimizer): Promise<Checkpoint['optimizer']> {
+  const named = await opt.getWeights();
+  const out = named.map(({ name, tensor }) => ({ name, shape: [...tensor.shape], bytes: typedArrayToLittleEndian(Float32Array.from(tensor.dataSync())) }));
+  named[0].tensor.dispose(); // the iteration count, a fresh scalar (the rest are the optimizer's own variables)
+  const acc = opt as unknown as AdamInternals;
+  for (const key of ['accBeta1', 'accBeta2'] as const) {
+    out.push({ name: `@${key}`, shape: [], bytes: typedArrayToLittleEndian(Float32Array.from(acc[key].dataSync())) });
+  }
+  return out;
+}
+
+async function restoreOptimizer(opt: tf.AdamOptimizer, saved: Checkpoint['optimizer']): Promise<void> {
+  const tensor = (o: Checkpoint['optimizer'][number]): tf.Tensor => tf.tensor(typedArrayFromLittleEndian('float32', new Uint8Array(o.bytes)), o.shape);
+  const named = saved.filter((o) => !o.name.startsWith('@')).map((o) => ({ name: o.name, tensor: tensor(o) }));
+  await opt.setWeights(named);
+  for (const n of named) n.tensor.dispose();
+  const acc = opt as unknown as AdamInternals;
+  for (const o of saved.filter((s) => s.name.startsWith('@'))) {
+    const key = o.name.slice(1) as keyof AdamInternals;
+    const t = tensor(o);
+    acc[key].assign(t);
+    t.dispose();
+  }
+}
+
+// ---- the loop ----
+
+/** The loss terms of one forward pass (all scalars; the caller owns them). */
+function lossTerms(
+  model: TokenizerModel,
+  c: TrainConfig,
+  x: tf.Tensor4D,
+  teacher: Teacher | undefined,
+  seen: { batch?: QuantizerBatch },
+): { total: tf.Scalar; recon: tf.Scalar; commit: tf.Scalar; semantic: tf.Scalar } {
+  const out = model.forward(x);
+  seen.batch = model.readBatch(out);
+  const diff = tf.sub(out.recon, x); // [B, H, W, C]
+  const recon = tf.add(tf.mul(c.l1, tf.mean(tf.abs(diff))), tf.mul(c.l2, tf.mean(tf.square(diff)))) as tf.Scalar;
+  let commit = out.losses.commit;
+  if (model.config.codebookUpdate === 'loss') commit = tf.add(commit, out.losses.codebook) as tf.Scalar;
+  let semantic = tf.scalar(0);
+  if (teacher !== undefined && out.semantic !== null && c.semantic > 0) {
+    const [, h, w] = out.codes.shape;
+    const target = tf.image.resizeBilinear(teacher.features(x), [h, w]); // [B, h, w, teacherDim]
+    const unit = (t: tf.Tensor4D): tf.Tensor4D => tf.div(t, tf.add(tf.norm(t, 2, -1, true), 1e-8));
+    const cos = tf.sum(tf.mul(unit(out.semantic), unit(target)), -1); // [B, h, w]
+    semantic = tf.sub(1, tf.mean(cos)) as tf.Scalar;
+  }
+  const total = tf.addN([recon, commit, tf.mul(c.semantic, semantic)]) as tf.Scalar;
+  return { total, recon, commit, semantic };
+}
+
+/** Trains (or resumes training) a tokenizer; see the file comment. */
+export async function trainTokenizer(options: TrainOptions): Promise<TrainResult> {
+  const c = await resolveTrainConfig(options.config);
+  if (options.steps !== undefined) c.steps = checkInt('steps', options.steps, 0);
+  const images = typeof options.data[0] === 'string' ? await loadImageDirs(options.data as string[]) : (options.data as StreamImage[]);
+  const stream = new ImageStream(images, { size: c.imageSize, seed: c.seed, flip: c.flip });
+  const model = createTokenizerModel(c.model, c.seed);
+  if (options.teacher !== undefined && model.config.teacherDim !== options.teacher.dim) {
+    model.dispose();
+    throw new VtokError('INVALID_INPUT', `The teacher ${options.teacher.name} gives ${options.teacher.dim} features but the model's teacherDim is ${model.config.teacherDim}`);
+  }
+  const opt = tf.train.adam(c.lr, c.beta1, c.beta2);
+  const vars = model.trainableVariables();
+  await fs.mkdir(options.runDir, { recursive: true });
+  const ckFile = path.join(options.runDir, CHECKPOINT_FILE);
+  const logFile = path.join(options.runDir, 'log.jsonl');
+  let step = 0;
+  let skippedSteps = 0;
+  if (options.resume === true) {
+    const ck = await readCheckpoint(ckFile);
+    model.setWeights(unpackMap(ck.weights));
+    model.setTrainingState(unpackMap(ck.trainingState));
+    await restoreOptimizer(opt, ck.optimizer);
+    stream.setState(ck.data);
+    step = ck.step;
+    skippedSteps = ck.skippedSteps;
+  } else {
+    await fs.rm(logFile, { force: true });
+  }
+  const S = c.imageSize;
+  const reports: StepReport[] = [];
+  const started = Date.now();
+  const saveCheckpoint = async (): Promise<void> => {
+    await writeCheckpoint(ckFile, {
+      format: CHECKPOINT_FORMAT,
+      step,
+      skippedSteps,
+      config: c,
+      seed: c.seed,
+      weights: packMap(model.getWeights()),
+      trainingState: packMap(model.getTrainingState()),
+      optimizer: await optimizerState(opt),
+      data: stream.getState(),
+    });
+  };
+  let logLines: string[] = [];
+  const last = options.stopAfter === undefined ? c.steps : Math.min(c.steps, checkInt('stopAfter', options.stopAfter, 0));
+  while (step < last) {
+    const t0 = Date.now();
+    let data = stream.next(c.batchSize);
+    if (options.transformBatch) data = options.transformBatch(data, step);
+    const lr = learningRateAt(c, step);
+    (opt as unknown as { learningRate: number }).learningRate = lr;
+    const seen: { batch?: QuantizerBatch } = {};
+    const x = tf.tensor4d(data, [c.batchSize, S, S, 3]);
+    const parts: { recon?: tf.Scalar; commit?: tf.Scalar; semantic?: tf.Scalar } = {};
+    const { value, grads } = tf.variableGrads(() => {
+      const t = lossTerms(model, c, x, options.teacher, seen);
+      parts.recon = tf.keep(t.recon);
+      parts.commit = tf.keep(t.commit);
+      parts.semantic = tf.keep(t.semantic);
+      return t.total;
+    }, vars);
+    const loss = value.dataSync()[0];
+    const gradNorm = tf.tidy(() => Math.sqrt(tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g)))).dataSync()[0]));
+    const skipped = !Number.isFinite(loss) || !Number.isFinite(gradNorm);
+    if (!skipped) {
+      const scale = c.clipNorm > 0 && gradNorm > c.clipNorm ? c.clipNorm / gradNorm : 1;
+      tf.tidy(() => {
+        opt.applyGradients(Object.entries(grads).map(([name, g]) => ({ name, tensor: scale === 1 ? g : tf.mul(g, scale) })));
+      });
+      model.updateCodebooks(seen.batch as QuantizerBatch);
+    } else {
+      skippedSteps++;
+      console.warn(`step ${step + 1}: skipped (loss ${loss}, gradient norm ${gradNorm} is not finite)`);
+    }
+    const num = (t: tf.Scalar | undefined): number => (t === undefined ? NaN : t.dataSync()[0]);
+    const stats = model.codebookStats();
+    const report: StepReport = {
+      step: step + 1,
+      loss,
+      recon: num(parts.recon),
+      commit: num(parts.commit),
+      semantic: num(parts.semantic),
+      gradNorm,
+      lr,
+      usage: stats.usage,
+      perplexity: stats.perplexity,
+      stepsPerSecond: 1000 / Math.max(1, Date.now() - t0),
+      skipped,
+    };
+    tf.dispose([x, value, parts.recon, parts.commit, parts.semantic]);
+    tf.dispose(Object.values(grads));
+    step++;
+    reports.push(report);
+    options.onStep?.(report);
+    logLines.push(JSON.stringify(report));
+    if (step % c.logEvery === 0 || step === last) {
+      await fs.appendFile(logFile, logLines.join('\n') + '\n');
+      logLines = [];
+    }
+    if (step % c.checkpointEvery === 0 || step === last) await saveCheckpoint();
+  }
+  opt.dispose();
+  return { model, config: c, steps: step, skippedSteps, reports, wallSeconds: (Date.now() - started) / 1000 };
+}
