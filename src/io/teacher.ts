@@ -47,33 +47,34 @@ const NSFWJS_MOBILENET_LAYER = 'block_13_expand_relu';
 
 /** A tf.io handler that loads model.json and its weight files from the local file system. */
 export function fileModelHandler(modelJson: string): tf.io.IOHandler {
+  return { load: () => readModelArtifacts(modelJson) };
+}
+
+/** model.json and its weight files from the local file system, as tfjs ModelArtifacts. */
+export async function readModelArtifacts(modelJson: string): Promise<tf.io.ModelArtifacts> {
+  let json: { modelTopology?: unknown; weightsManifest?: tf.io.WeightsManifestConfig; format?: string; generatedBy?: string; convertedBy?: string };
+  try {
+    json = JSON.parse(await fsp.readFile(modelJson, 'utf8')) as typeof json;
+  } catch (err) {
+    throw new VtokError('IO', `Could not read the teacher model ${modelJson}: ${(err as Error).message}`, { subject: modelJson, cause: err });
+  }
+  if (json.modelTopology === undefined || !Array.isArray(json.weightsManifest)) {
+    throw new VtokError('IO', `${modelJson} is not a TF.js model.json (modelTopology and weightsManifest)`, { subject: modelJson });
+  }
+  const specs: tf.io.WeightsManifestEntry[] = [];
+  const parts: Buffer[] = [];
+  for (const group of json.weightsManifest) {
+    specs.push(...group.weights);
+    for (const p of group.paths) parts.push(await fsp.readFile(path.join(path.dirname(modelJson), p)));
+  }
+  const all = Buffer.concat(parts);
   return {
-    load: async (): Promise<tf.io.ModelArtifacts> => {
-      let json: { modelTopology?: unknown; weightsManifest?: tf.io.WeightsManifestConfig; format?: string; generatedBy?: string; convertedBy?: string };
-      try {
-        json = JSON.parse(await fsp.readFile(modelJson, 'utf8')) as typeof json;
-      } catch (err) {
-        throw new VtokError('IO', `Could not read the teacher model ${modelJson}: ${(err as Error).message}`, { subject: modelJson, cause: err });
-      }
-      if (json.modelTopology === undefined || !Array.isArray(json.weightsManifest)) {
-        throw new VtokError('IO', `${modelJson} is not a TF.js model.json (modelTopology and weightsManifest)`, { subject: modelJson });
-      }
-      const specs: tf.io.WeightsManifestEntry[] = [];
-      const parts: Buffer[] = [];
-      for (const group of json.weightsManifest) {
-        specs.push(...group.weights);
-        for (const p of group.paths) parts.push(await fsp.readFile(path.join(path.dirname(modelJson), p)));
-      }
-      const all = Buffer.concat(parts);
-      return {
-        modelTopology: json.modelTopology as tf.io.ModelArtifacts['modelTopology'],
-        weightSpecs: specs,
-        weightData: all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength) as ArrayBuffer,
-        format: json.format,
-        generatedBy: json.generatedBy,
-        convertedBy: json.convertedBy,
-      };
-    },
+    modelTopology: json.modelTopology as tf.io.ModelArtifacts['modelTopology'],
+    weightSpecs: specs,
+    weightData: all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength) as ArrayBuffer,
+    format: json.format,
+    generatedBy: json.generatedBy,
+    convertedBy: json.convertedBy,
   };
 }
 
@@ -114,7 +115,7 @@ export async function loadTeacher(options: Partial<TeacherOptions>): Promise<Tea
     artifacts = await readNsfwjsArtifacts(dir);
     layerName ??= NSFWJS_MOBILENET_LAYER;
   } else {
-    artifacts = await fileModelHandler(o.source).load();
+    artifacts = await readModelArtifacts(o.source);
   }
   if (layerName === undefined) throw new VtokError('INVALID_OPTION', `Name the teacher layer to match (teacherLayer) for ${o.source}`, { subject: 'layer' });
   const isGraph = artifacts.format === 'graph-model';
