@@ -27,7 +27,12 @@ import { pack, unpack } from 'msgpackr';
 import { VtokError, checkInt, checkNumber, checkOneOf, resolveOptions } from '../src/core/errors';
 import { type TensorMap, type TensorRecord, type TypedKind, tensorRecord, typedArrayFromLittleEndian, typedArrayToLittleEndian } from '../src/core/tensor-map';
 import { type TokenizerConfig } from '../src/core/tokenizer-config';
+import * as os from 'node:os';
+import { backendInfo } from '../src/engine/backend';
 import { writeFileAtomic } from '../src/io/atomic';
+import { writeImageGrid } from '../src/io/image';
+import { type StoreSetOptions } from '../src/io/store';
+import { saveTokenizer } from '../src/io/tokenizer-bundle';
 import { type QuantizerBatch } from '../src/tf/quantizer';
 import { type TokenizerModel, createTokenizerModel } from '../src/tf/tokenizer';
 import { ImageStream, type StreamImage, type StreamState, loadImageDirs } from './data';
@@ -118,12 +123,18 @@ export interface TrainOptions {
   resume?: boolean;
   teacher?: Teacher;
   onStep?: (report: StepReport) => void;
+  /** Save the final model with saveTokenizer into this store under this name (with a training card in meta). */
+  save?: { name: string; store?: StoreSetOptions; label?: string };
+  /** Write a reconstruction grid PNG (originals over reconstructions) at every checkpoint. Default true. */
+  grids?: boolean;
   /** Test hook: replaces a batch before the step (e.g. to inject NaN). */
   transformBatch?: (batch: Float32Array, step: number) => Float32Array;
 }
 
 export interface TrainResult {
   model: TokenizerModel;
+  /** Content id of the saved bundle (when options.save was given). */
+  id: string | undefined;
   config: TrainConfig;
   steps: number;
   skippedSteps: number;
@@ -289,6 +300,19 @@ function lossTerms(
   return { total, recon, commit, semantic };
 }
 
+/** Up to 4 crops of the last batch (top row) over their reconstructions (bottom row). */
+async function writeReconGrid(file: string, model: TokenizerModel, data: Float32Array, c: TrainConfig): Promise<void> {
+  const S = c.imageSize;
+  const n = Math.min(4, c.batchSize);
+  const crops = data.subarray(0, n * S * S * 3);
+  if (!crops.every(Number.isFinite)) return;
+  const recon = tf.tidy(() => model.decode(model.encode(tf.tensor4d(crops, [n, S, S, 3]))).dataSync() as Float32Array);
+  const cell = (src: Float32Array, i: number): Float32Array => src.slice(i * S * S * 3, (i + 1) * S * S * 3);
+  const toGrid = (f: Float32Array): Uint8Array => Uint8Array.from(f, (v) => Math.round((Math.max(-1, Math.min(1, v)) + 1) * 127.5));
+  const cells = [...Array.from({ length: n }, (_, i) => cell(crops, i)), ...Array.from({ length: n }, (_, i) => cell(recon, i))];
+  await writeImageGrid(file, cells.map((d) => ({ data: toGrid(d), width: S, height: S })), { columns: n });
+}
+
 /** Trains (or resumes training) a tokenizer; see the file comment. */
 export async function trainTokenizer(options: TrainOptions): Promise<TrainResult> {
   const c = await resolveTrainConfig(options.config);
@@ -390,8 +414,39 @@ export async function trainTokenizer(options: TrainOptions): Promise<TrainResult
       await fs.appendFile(logFile, logLines.join('\n') + '\n');
       logLines = [];
     }
-    if (step % c.checkpointEvery === 0 || step === last) await saveCheckpoint();
+    if (step % c.checkpointEvery === 0 || step === last) {
+      await saveCheckpoint();
+      if (options.grids !== false) await writeReconGrid(path.join(options.runDir, `recon-${String(step).padStart(6, '0')}.png`), model, data, c);
+    }
   }
   opt.dispose();
-  return { model, config: c, steps: step, skippedSteps, reports, wallSeconds: (Date.now() - started) / 1000 };
+  const wallSeconds = (Date.now() - started) / 1000;
+  let id: string | undefined;
+  if (options.save !== undefined) {
+    const final = reports.slice(-Math.min(reports.length, 20)).filter((r) => !r.skipped);
+    const mean = (k: 'recon' | 'semantic' | 'loss'): number => final.reduce((a, r) => a + r[k], 0) / Math.max(1, final.length);
+    const stats = model.codebookStats();
+    const info = backendInfo();
+    id = await saveTokenizer(model, {
+      imageSize: c.imageSize,
+      name: options.save.name,
+      label: options.save.label,
+      store: options.save.store,
+      meta: {
+        card: {
+          data: typeof options.data[0] === 'string' ? [...(options.data as string[])] : `${images.length} in-memory images`,
+          images: images.length,
+          steps: step,
+          skippedSteps,
+          wallSeconds,
+          teacher: options.teacher?.name ?? null,
+          machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? 'unknown', platform: `${os.platform()} ${os.arch()}`, node: process.version },
+          backend: info === undefined ? tf.getBackend() : { ...info },
+          config: c,
+          final: { loss: mean('loss'), recon: mean('recon'), semantic: mean('semantic'), usage: stats.usage, perplexity: stats.perplexity },
+        },
+      },
+    });
+  }
+  return { model, id, config: c, steps: step, skippedSteps, reports, wallSeconds };
 }

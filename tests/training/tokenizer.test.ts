@@ -3,6 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, shutdownBackend } from '../../src/engine/backend';
+import { loadTokenizer } from '../../src/io/tokenizer-bundle';
 import { type StreamImage } from '../../training/data';
 import { CHECKPOINT_FILE, type TrainConfig, learningRateAt, resolveTrainConfig, trainTokenizer } from '../../training/tokenizer';
 
@@ -114,5 +115,23 @@ it('a failed checkpoint write leaves the previous checkpoint whole', async () =>
     rename.mockRestore();
   }
   expect(Buffer.compare(await fs.readFile(path.join(dir, CHECKPOINT_FILE)), good)).toBe(0);
-  expect((await fs.readdir(dir)).sort()).toEqual([CHECKPOINT_FILE, 'log.jsonl']);
+  expect((await fs.readdir(dir)).filter((f) => !f.endsWith('.png')).sort()).toEqual([CHECKPOINT_FILE, 'log.jsonl']);
+});
+
+it('saves the final model with a training card and a reconstruction grid per checkpoint', async () => {
+  const dir = await tmp();
+  const store = { store: path.join(dir, 'store'), shipped: false as const };
+  const r = await trainTokenizer({ config: await tiny({ steps: 4, checkpointEvery: 2 }), data: images(), runDir: dir, save: { name: 'tiny', store } });
+  expect((await fs.readdir(dir)).filter((f) => f.endsWith('.png')).sort()).toEqual(['recon-000002.png', 'recon-000004.png']);
+  const loaded = await loadTokenizer('tiny', store);
+  expect(loaded.id).toBe(r.id);
+  const card = (loaded.bundle.meta as { card: { steps: number; images: number; final: { usage: number } } }).card;
+  expect(card.steps).toBe(4);
+  expect(card.images).toBe(3);
+  expect(card.final.usage).toBeGreaterThan(0);
+  const x = tf.tensor4d(images(16)[0].data, [1, 16, 16, 3]);
+  expect(tf.tidy(() => loaded.model.encode(x).arraySync())).toEqual(tf.tidy(() => r.model.encode(x).arraySync()));
+  tf.dispose(x);
+  loaded.model.dispose();
+  r.model.dispose();
 });
