@@ -59,6 +59,9 @@ export interface TrainConfig {
   l1: number;
   l2: number;
   semantic: number;
+  /** Resize every image to this square when loading (0: keep the file's size), by loadFit ('pad' letterboxes on black, e.g. 28 -> 32). */
+  loadSize: number;
+  loadFit: 'crop' | 'pad';
   /** Random left-right flips of the crops. */
   flip: boolean;
   seed: number;
@@ -81,6 +84,8 @@ export const TRAIN_DEFAULTS: TrainConfig = {
   l1: 1,
   l2: 0,
   semantic: 0.5,
+  loadSize: 0,
+  loadFit: 'crop',
   flip: true,
   seed: 0,
   checkpointEvery: 200,
@@ -173,6 +178,8 @@ export async function resolveTrainConfig(config: string | Partial<TrainConfig>):
   checkNumber('l2', c.l2, 0);
   checkNumber('semantic', c.semantic, 0);
   checkInt('checkpointEvery', c.checkpointEvery, 1);
+  checkInt('loadSize', c.loadSize, 0);
+  checkOneOf('loadFit', c.loadFit, ['crop', 'pad']);
   checkInt('logEvery', c.logEvery, 1);
   return c;
 }
@@ -317,7 +324,7 @@ async function writeReconGrid(file: string, model: TokenizerModel, data: Float32
 export async function trainTokenizer(options: TrainOptions): Promise<TrainResult> {
   const c = await resolveTrainConfig(options.config);
   if (options.steps !== undefined) c.steps = checkInt('steps', options.steps, 0);
-  const images = typeof options.data[0] === 'string' ? await loadImageDirs(options.data as string[]) : (options.data as StreamImage[]);
+  const images = typeof options.data[0] === 'string' ? await loadImageDirs(options.data as string[], { size: c.loadSize || undefined, fit: c.loadFit }) : (options.data as StreamImage[]);
   const stream = new ImageStream(images, { size: c.imageSize, seed: c.seed, flip: c.flip });
   const model = createTokenizerModel(c.model, c.seed);
   if (options.teacher !== undefined && model.config.teacherDim !== options.teacher.dim) {

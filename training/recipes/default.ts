@@ -1,0 +1,73 @@
+/**
+ * Recipe for the shipped default tokenizer (npm run train:default):
+ * photos train crops at 128x128 (the model is fully convolutional and encodes
+ * 256 too), downsample 8 (16x16 grid at 128), K = 1024, the nsfwjs
+ * MobileNetV2 teacher (block_13_expand_relu, 576-d, 14x14 at 224, resized to
+ * the code grid), config training/configs/default.json, on wasm with 2
+ * threads. Writes the bundle into the shipped store codebooks/ as 'default'
+ * with a training card; the run folder (checkpoint, log.jsonl, grids) is
+ * runs/default. Resume an interrupted run with --resume.
+ *
+ *   npx tsx training/recipes/default.ts [--resume] [--smoke N] [--threads T]
+ *
+ * --smoke N trains N steps into runs/default-smoke, saves nothing, and prints
+ * the measured steps/s and the projected time of the full run.
+ */
+
+import * as path from 'node:path';
+import { initBackend, shutdownBackend } from '../../src/engine/backend';
+import { loadTeacher } from '../../src/io/teacher';
+import { resolveTrainConfig, trainTokenizer } from '../tokenizer';
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const flag = (name: string): string | undefined => {
+    const i = args.indexOf(name);
+    return i >= 0 ? args[i + 1] : undefined;
+  };
+  const smoke = flag('--smoke') === undefined ? undefined : Number(flag('--smoke'));
+  const threads = Number(flag('--threads') ?? 2);
+  const root = path.join(__dirname, '..', '..');
+  await initBackend({ backend: 'wasm', threads });
+  try {
+    const config = await resolveTrainConfig('default');
+    const teacher = await loadTeacher({ source: 'nsfwjs-mobilenet-v2' });
+    const runDir = path.join(root, 'runs', smoke === undefined ? 'default' : 'default-smoke');
+    const t0 = Date.now();
+    const result = await trainTokenizer({
+      config,
+      data: [path.join(root, 'data', 'photos', 'train')],
+      runDir,
+      teacher,
+      resume: args.includes('--resume'),
+      stopAfter: smoke,
+      grids: smoke === undefined,
+      save: smoke === undefined ? { name: 'default', store: { store: path.join(root, 'codebooks'), shipped: false } } : undefined,
+      onStep: (r) => {
+        if (r.step % 5 === 0 || r.skipped) {
+          process.stdout.write(
+            `step ${r.step}/${config.steps} loss ${r.loss.toFixed(4)} recon ${r.recon.toFixed(4)} sem ${r.semantic.toFixed(4)} ` +
+              `usage ${(100 * r.usage).toFixed(1)}% ppl ${r.perplexity.toFixed(1)} ${r.stepsPerSecond.toFixed(2)} steps/s\n`,
+          );
+        }
+      },
+    });
+    const steady = result.reports.slice(Math.min(3, result.reports.length - 1)); // skip the first steps (kernel warm-up, k-means init)
+    const rates = steady.map((r) => r.stepsPerSecond).sort((a, b) => a - b);
+    const median = rates[Math.floor(rates.length / 2)];
+    process.stdout.write(
+      `${result.steps} steps in ${((Date.now() - t0) / 1000).toFixed(1)} s (incl. loading); median ${median.toFixed(3)} steps/s; ` +
+        `the full ${config.steps} steps would take ~${(config.steps / median / 60).toFixed(0)} min\n`,
+    );
+    if (result.id !== undefined) process.stdout.write(`saved default tokenizer ${result.id}\n`);
+    result.model.dispose();
+    teacher.dispose();
+  } finally {
+    await shutdownBackend();
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+  process.exitCode = 1;
+});
