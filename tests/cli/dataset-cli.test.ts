@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 import { createTokenizerModel } from '../../src/tf/tokenizer';
 import { saveTokenizer } from '../../src/io/tokenizer-bundle';
+import { iterateShards, readTokenDir } from '../../src/io/dataset/shard';
 
 const root = path.resolve(__dirname, '../..');
 const tsx = path.join(root, 'node_modules/.bin/tsx');
@@ -49,6 +50,23 @@ describe('vtok tokenize / decode / export as a user runs them', () => {
     expect(result.manifest.options.tokenizer.id).toBe(id);
     const errors = await fsp.readFile(path.join(work, 'tokens', 'errors.jsonl'), 'utf8');
     expect(errors).toContain('broken.png');
+
+    // Codebook usage over the token folder, against a count made here from the shards.
+    const usage = await vtok(['eval', 'usage', path.join(work, 'tokens'), '--json'], env);
+    expect(usage.code).toBe(0);
+    const counts = new Map<number, number>();
+    const { dir: tokDir, manifest } = await readTokenDir(path.join(work, 'tokens'));
+    for await (const shard of iterateShards(tokDir, manifest)) {
+      for (const r of shard.records) for (const c of r.codes ?? []) counts.set(c, (counts.get(c) ?? 0) + 1);
+    }
+    const total = [...counts.values()].reduce((a, b) => a + b, 0);
+    const entropy = -[...counts.values()].reduce((a, n) => a + (n / total) * Math.log(n / total), 0);
+    const reported = JSON.parse(usage.stdout);
+    expect(reported.records).toBe(3);
+    expect(reported.total).toBe(total);
+    expect(reported.used).toBe(counts.size);
+    expect(reported.usage).toBeCloseTo(counts.size / 16, 12);
+    expect(reported.perplexity).toBeCloseTo(Math.exp(entropy), 10);
 
     const again = await vtok(['tokenize', images, '--out', path.join(work, 'tokens')], env);
     expect(again.code).toBe(2); // refuses to overwrite a finished run without --resume
