@@ -44,7 +44,7 @@ async function main(): Promise<void> {
       grids: smoke === undefined,
       save: smoke === undefined ? { name: 'default', store: { store: path.join(root, 'codebooks'), shipped: false } } : undefined,
       onStep: (r) => {
-        if (r.step % 5 === 0 || r.skipped) {
+        if (r.step % 5 === 0 || r.step <= 3 || r.skipped) {
           process.stdout.write(
             `step ${r.step}/${config.steps} loss ${r.loss.toFixed(4)} recon ${r.recon.toFixed(4)} sem ${r.semantic.toFixed(4)} ` +
               `usage ${(100 * r.usage).toFixed(1)}% ppl ${r.perplexity.toFixed(1)} ${r.stepsPerSecond.toFixed(2)} steps/s\n`,
