@@ -10,22 +10,9 @@ import {
   understandingPrompt,
 } from '../../src/core/ar-streams';
 import { Rng } from '../../src/core/random';
-import { TextTokenizer, Vocab } from '../../src/core/vocab';
+import { Vocab } from '../../src/core/vocab';
+import { Letters } from '../helpers/letters';
 
-/** Single letters a-z as text ids 0..25. */
-class Letters implements TextTokenizer {
-  readonly kind = 'letters';
-  readonly size = 26;
-  encode(text: string): number[] {
-    return Array.from(text, (ch) => ch.charCodeAt(0) - 97);
-  }
-  decode(ids: ArrayLike<number>): string {
-    return Array.from(ids, (i) => String.fromCharCode(97 + i)).join('');
-  }
-  serialize() {
-    return { kind: 'letters' };
-  }
-}
 
 // Specials 0..6, text 7..32, visual 33..38: base codes 0..3, merge 4 = horizontal pair, merge 5 = vertical pair.
 const vocab = Vocab.create({ text: new Letters(), visual: { baseCodes: 4, merges: 2 } });

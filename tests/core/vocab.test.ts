@@ -1,7 +1,8 @@
 import { VtokError } from '../../src/core/errors';
 import { Rng } from '../../src/core/random';
 import { TextBpe } from '../../src/core/text-bpe';
-import { DecodedSegment, Segment, TextTokenizer, Vocab } from '../../src/core/vocab';
+import { DecodedSegment, Segment, Vocab } from '../../src/core/vocab';
+import { Letters } from '../helpers/letters';
 
 const CAPTIONS = ['a red pig', 'a blue cat', 'a green frog', 'a grey mouse'];
 
@@ -9,20 +10,6 @@ function makeVocab(): Vocab {
   return Vocab.create({ text: TextBpe.train(CAPTIONS, { vocabSize: 270 }), visual: { baseCodes: 16, merges: 4 } });
 }
 
-/** Toy text tokenizer over single characters a-z (a stand-in for an adapter over another library). */
-class Letters implements TextTokenizer {
-  readonly kind = 'letters';
-  readonly size = 26;
-  encode(text: string): number[] {
-    return Array.from(text, (ch) => ch.charCodeAt(0) - 97);
-  }
-  decode(ids: ArrayLike<number>): string {
-    return Array.from(ids, (i) => String.fromCharCode(97 + i)).join('');
-  }
-  serialize() {
-    return { kind: 'letters' };
-  }
-}
 
 describe('Vocab layout', () => {
   it('puts specials, then text, then visual ids in one space', () => {

@@ -1,24 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { generationPrompt, streamController } from '../../src/core/ar-streams';
 import { argmax, cfgCombine } from '../../src/core/sampling';
-import { TextTokenizer, Vocab } from '../../src/core/vocab';
+import { Vocab } from '../../src/core/vocab';
 import { GenerateOptions, generate } from '../../src/tf/ar-generate';
 import { Transformer, TransformerConfig } from '../../src/tf/transformer';
+import { Letters } from '../helpers/letters';
 
-/** Single letters a-z as text ids 0..25. */
-class Letters implements TextTokenizer {
-  readonly kind = 'letters';
-  readonly size = 26;
-  encode(text: string): number[] {
-    return Array.from(text, (ch) => ch.charCodeAt(0) - 97);
-  }
-  decode(ids: ArrayLike<number>): string {
-    return Array.from(ids, (i) => String.fromCharCode(97 + i)).join('');
-  }
-  serialize() {
-    return { kind: 'letters' };
-  }
-}
 
 // 7 specials + 26 letters + 9 visual codes = 42 ids; images are 3x3 grids.
 const vocab = Vocab.create({ text: new Letters(), visual: { baseCodes: 9, merges: 0 } });
