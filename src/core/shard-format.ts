@@ -258,18 +258,8 @@ export interface ShardWire {
   skipped: SkippedInput[];
 }
 
-export interface WireRecord {
-  key: string;
-  source: string;
-  sha256: string;
-  width: number;
-  height: number;
-  shape: [number, number];
-  codes: Uint8Array | null;
-  bpe: Uint8Array | null;
-  label: string | number | null;
-  caption: string | null;
-}
+/** A TokenRecord as stored: ids as little-endian bytes. */
+export type WireRecord = Omit<TokenRecord, 'codes' | 'bpe'> & { codes: Uint8Array | null; bpe: Uint8Array | null };
 
 /** A record as stored: ids as little-endian bytes. */
 export function recordToWire(r: TokenRecord, codeDtype: IdDtype, bpeDtype: IdDtype): WireRecord {

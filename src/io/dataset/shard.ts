@@ -20,7 +20,6 @@ import {
   PROGRESS_VERSION,
   SHARD_FORMAT,
   SHARD_VERSION,
-  type IdDtype,
   type ProgressJournal,
   type ShardWire,
   type TokenManifest,
@@ -42,17 +41,7 @@ export async function sha256File(file: string): Promise<string> {
 }
 
 /** What a shard holds, before it is packed. */
-export interface ShardContent {
-  run: string;
-  tokenizer: string;
-  part: [number, number];
-  shard: number;
-  slice: [number, number];
-  codeDtype: IdDtype;
-  bpeDtype: IdDtype;
-  records: TokenRecord[];
-  skipped: SkippedInput[];
-}
+export type ShardContent = Omit<ShardWire, 'format' | 'version' | 'records'> & { records: TokenRecord[] };
 
 /** Packs a shard into bytes (deterministic: the same content gives the same bytes). */
 export function packShard(c: ShardContent): Uint8Array {
