@@ -76,11 +76,13 @@ export class ImageStream {
   private readonly images: readonly StreamImage[];
   private readonly rng: Rng;
   private readonly flip: boolean;
+  private readonly minStd: number;
   private order: number[] = [];
   private cursor = 0;
   private epoch = 0;
 
-  constructor(images: readonly StreamImage[], options: { size: number; seed: number; flip?: boolean }) {
+  /** minStd: redraw crops flatter than this (see TrainConfig.minCropStd); 0 keeps every crop. */
+  constructor(images: readonly StreamImage[], options: { size: number; seed: number; flip?: boolean; minStd?: number }) {
     if (images.length === 0) throw new VtokError('INVALID_INPUT', 'Expected at least one training image');
     this.size = checkInt('size', options.size, 1);
     for (const img of images) {
@@ -93,6 +95,8 @@ export class ImageStream {
     this.images = images;
     this.rng = new Rng(options.seed);
     this.flip = options.flip ?? true;
+    this.minStd = options.minStd ?? 0;
+    if (!(this.minStd >= 0)) throw new VtokError('INVALID_OPTION', `minStd must be >= 0, got ${this.minStd}`, { subject: 'minStd' });
     this.reshuffle();
   }
 
@@ -104,29 +108,51 @@ export class ImageStream {
   next(n: number): Float32Array {
     const S = this.size;
     const out = new Float32Array(n * S * S * 3);
+    const MAX_TRIES = 8;
+    let flatInARow = 0;
     for (let b = 0; b < n; b++) {
       if (this.cursor >= this.order.length) {
         this.epoch++;
         this.reshuffle();
       }
       const img = this.images[this.order[this.cursor++]];
-      const x0 = this.rng.int(img.width - S + 1);
-      const y0 = this.rng.int(img.height - S + 1);
-      const flip = this.flip && this.rng.next() < 0.5;
-      for (let y = 0; y < S; y++) {
-        const src = ((y0 + y) * img.width + x0) * 3;
-        const dst = (b * S + y) * S * 3;
-        const d = img.data;
-        const f = d instanceof Uint8Array ? (v: number): number => FROM_UINT8[v] : (v: number): number => v;
-        for (let x = 0; x < S; x++) {
-          const s = src + (flip ? S - 1 - x : x) * 3;
-          out[dst + x * 3] = f(d[s]);
-          out[dst + x * 3 + 1] = f(d[s + 1]);
-          out[dst + x * 3 + 2] = f(d[s + 2]);
-        }
+      const crop = out.subarray(b * S * S * 3, (b + 1) * S * S * 3);
+      let ok = false;
+      for (let t = 0; t < MAX_TRIES && !ok; t++) {
+        this.cutCrop(img, crop);
+        ok = this.minStd === 0 || stdOf(crop) >= this.minStd;
       }
+      if (!ok) {
+        // A flat image: give its slot to the next one, unless every image is flat.
+        if (++flatInARow > this.images.length) {
+          throw new VtokError('INVALID_INPUT', `Every training image is flatter than minCropStd ${this.minStd} at ${S}x${S}; lower it or check the data`);
+        }
+        b--;
+        continue;
+      }
+      flatInARow = 0;
     }
     return out;
+  }
+
+  /** One random crop (and flip) of img into out [size, size, 3]. */
+  private cutCrop(img: StreamImage, out: Float32Array): void {
+    const S = this.size;
+    const x0 = this.rng.int(img.width - S + 1);
+    const y0 = this.rng.int(img.height - S + 1);
+    const flip = this.flip && this.rng.next() < 0.5;
+    const d = img.data;
+    const f = d instanceof Uint8Array ? (v: number): number => FROM_UINT8[v] : (v: number): number => v;
+    for (let y = 0; y < S; y++) {
+      const src = ((y0 + y) * img.width + x0) * 3;
+      const dst = y * S * 3;
+      for (let x = 0; x < S; x++) {
+        const s = src + (flip ? S - 1 - x : x) * 3;
+        out[dst + x * 3] = f(d[s]);
+        out[dst + x * 3 + 1] = f(d[s + 1]);
+        out[dst + x * 3 + 2] = f(d[s + 2]);
+      }
+    }
   }
 
   getState(): StreamState {
@@ -153,4 +179,16 @@ export class ImageStream {
     this.order = this.rng.shuffle(Array.from({ length: this.images.length }, (_, i) => i));
     this.cursor = 0;
   }
+}
+
+/** Standard deviation of all values (float64 accumulation). */
+function stdOf(v: Float32Array): number {
+  let sum = 0;
+  let sq = 0;
+  for (const x of v) {
+    sum += x;
+    sq += x * x;
+  }
+  const mean = sum / v.length;
+  return Math.sqrt(Math.max(0, sq / v.length - mean * mean));
 }

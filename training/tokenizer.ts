@@ -64,6 +64,13 @@ export interface TrainConfig {
   loadFit: 'crop' | 'pad';
   /** Random left-right flips of the crops. */
   flip: boolean;
+  /**
+   * Redraw a crop (up to 8 positions in the image, then the next image) whose
+   * pixel standard deviation in [-1, 1] units is below this (0: keep every crop).
+   * Flat crops (a solid sky, a plain wallpaper) teach nothing and, through the
+   * per-channel normalizations, make the encoder's gradients explode.
+   */
+  minCropStd: number;
   seed: number;
   checkpointEvery: number;
   logEvery: number;
@@ -87,6 +94,7 @@ export const TRAIN_DEFAULTS: TrainConfig = {
   loadSize: 0,
   loadFit: 'crop',
   flip: true,
+  minCropStd: 0,
   seed: 0,
   checkpointEvery: 200,
   logEvery: 10,
@@ -180,6 +188,7 @@ export async function resolveTrainConfig(config: string | Partial<TrainConfig>):
   checkInt('checkpointEvery', c.checkpointEvery, 1);
   checkInt('loadSize', c.loadSize, 0);
   checkOneOf('loadFit', c.loadFit, ['crop', 'pad']);
+  checkNumber('minCropStd', c.minCropStd, 0, 2);
   checkInt('logEvery', c.logEvery, 1);
   return c;
 }
@@ -286,7 +295,7 @@ function lossTerms(
   model: TokenizerModel,
   c: TrainConfig,
   x: tf.Tensor4D,
-  teacher: Teacher | undefined,
+  target: tf.Tensor4D | undefined,
   seen: { batch?: QuantizerBatch },
 ): { total: tf.Scalar; recon: tf.Scalar; commit: tf.Scalar; semantic: tf.Scalar } {
   const out = model.forward(x);
@@ -296,15 +305,42 @@ function lossTerms(
   let commit = out.losses.commit;
   if (model.config.codebookUpdate === 'loss') commit = tf.add(commit, out.losses.codebook) as tf.Scalar;
   let semantic = tf.scalar(0);
-  if (teacher !== undefined && out.semantic !== null && c.semantic > 0) {
-    const [, h, w] = out.codes.shape;
-    const target = tf.image.resizeBilinear(teacher.features(x), [h, w]); // [B, h, w, teacherDim]
+  if (target !== undefined && out.semantic !== null) {
     const unit = (t: tf.Tensor4D): tf.Tensor4D => tf.div(t, tf.add(tf.norm(t, 2, -1, true), 1e-8));
     const cos = tf.sum(tf.mul(unit(out.semantic), unit(target)), -1); // [B, h, w]
     semantic = tf.sub(1, tf.mean(cos)) as tf.Scalar;
   }
   const total = tf.addN([recon, commit, tf.mul(c.semantic, semantic)]) as tf.Scalar;
   return { total, recon, commit, semantic };
+}
+
+/**
+ * The global l2 norm of the gradients, without overflow: each tensor is scaled
+ * by its largest magnitude before squaring (a plain sum of squares overflows
+ * float32 at 1.8e19 and would turn a clippable spike into a skipped step).
+ * NaN when a gradient holds NaN or Inf.
+ */
+export function globalNorm(tensors: readonly tf.Tensor[]): number {
+  if (tensors.length === 0) return 0;
+  const parts = tf.tidy(() =>
+    tf.stack(
+      tensors.map((g) => {
+        const m = tf.max(tf.abs(g)); // []
+        const safe = tf.maximum(m, 1e-30);
+        return tf.stack([m, tf.sum(tf.square(tf.div(g, safe)))]); // [2]
+      }),
+    ),
+  ); // [n, 2]
+  const v = parts.dataSync() as Float32Array;
+  parts.dispose();
+  let total = 0;
+  for (let i = 0; i < tensors.length; i++) {
+    const m = v[2 * i];
+    const ss = v[2 * i + 1];
+    if (!Number.isFinite(m) || !Number.isFinite(ss)) return NaN;
+    total += m * m * ss; // float64
+  }
+  return Math.sqrt(total);
 }
 
 /** Up to 4 crops of the last batch (top row) over their reconstructions (bottom row). */
@@ -325,7 +361,7 @@ export async function trainTokenizer(options: TrainOptions): Promise<TrainResult
   const c = await resolveTrainConfig(options.config);
   if (options.steps !== undefined) c.steps = checkInt('steps', options.steps, 0);
   const images = typeof options.data[0] === 'string' ? await loadImageDirs(options.data as string[], { size: c.loadSize || undefined, fit: c.loadFit }) : (options.data as StreamImage[]);
-  const stream = new ImageStream(images, { size: c.imageSize, seed: c.seed, flip: c.flip });
+  const stream = new ImageStream(images, { size: c.imageSize, seed: c.seed, flip: c.flip, minStd: c.minCropStd });
   const model = createTokenizerModel(c.model, c.seed);
   if (options.teacher !== undefined && model.config.teacherDim !== options.teacher.dim) {
     model.dispose();
@@ -333,6 +369,7 @@ export async function trainTokenizer(options: TrainOptions): Promise<TrainResult
   }
   const opt = tf.train.adam(c.lr, c.beta1, c.beta2);
   const vars = model.trainableVariables();
+  const paramNames = new Map(Object.entries(model.variables).map(([name, v]) => [v.name, name]));
   await fs.mkdir(options.runDir, { recursive: true });
   const ckFile = path.join(options.runDir, CHECKPOINT_FILE);
   const logFile = path.join(options.runDir, 'log.jsonl');
@@ -376,15 +413,21 @@ export async function trainTokenizer(options: TrainOptions): Promise<TrainResult
     const seen: { batch?: QuantizerBatch } = {};
     const x = tf.tensor4d(data, [c.batchSize, S, S, 3]);
     const parts: { recon?: tf.Scalar; commit?: tf.Scalar; semantic?: tf.Scalar } = {};
+    // The frozen teacher runs outside the gradient tape: its features are a constant target.
+    const teacher = options.teacher;
+    const target =
+      teacher !== undefined && model.config.teacherDim > 0 && c.semantic > 0
+        ? tf.tidy(() => tf.image.resizeBilinear(teacher.features(x), model.gridShape(S, S))) // [B, h, w, teacherDim]
+        : undefined;
     const { value, grads } = tf.variableGrads(() => {
-      const t = lossTerms(model, c, x, options.teacher, seen);
+      const t = lossTerms(model, c, x, target, seen);
       parts.recon = tf.keep(t.recon);
       parts.commit = tf.keep(t.commit);
       parts.semantic = tf.keep(t.semantic);
       return t.total;
     }, vars);
     const loss = value.dataSync()[0];
-    const gradNorm = tf.tidy(() => Math.sqrt(tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g)))).dataSync()[0]));
+    const gradNorm = globalNorm(Object.values(grads));
     const skipped = !Number.isFinite(loss) || !Number.isFinite(gradNorm);
     if (!skipped) {
       const scale = c.clipNorm > 0 && gradNorm > c.clipNorm ? c.clipNorm / gradNorm : 1;
@@ -394,7 +437,20 @@ export async function trainTokenizer(options: TrainOptions): Promise<TrainResult
       model.updateCodebooks(seen.batch as QuantizerBatch);
     } else {
       skippedSteps++;
-      console.warn(`step ${step + 1}: skipped (loss ${loss}, gradient norm ${gradNorm} is not finite)`);
+      // The parameters to blame: non-finite gradients, else the largest ones (their squares overflowed float32).
+      const norms = Object.entries(grads).map(([id, g]) => {
+        let ss = 0;
+        for (const v of g.dataSync() as Float32Array) ss += v * v;
+        return { name: paramNames.get(id) ?? id, norm: Math.sqrt(ss) };
+      });
+      const nonFinite = norms.filter((n) => !Number.isFinite(n.norm));
+      const bad = (nonFinite.length > 0 ? nonFinite : norms.sort((a, b) => b.norm - a.norm).slice(0, 3)).map((n) =>
+        Number.isFinite(n.norm) ? `${n.name} (norm ${n.norm.toExponential(2)})` : n.name,
+      );
+      console.warn(
+        `step ${step + 1}: skipped (loss ${loss}, gradient norm ${gradNorm} is not finite` +
+          (bad.length > 0 ? `; gradients: ${bad.slice(0, 6).join(', ')}${bad.length > 6 ? ` and ${bad.length - 6} more` : ''})` : ')'),
+      );
     }
     const num = (t: tf.Scalar | undefined): number => (t === undefined ? NaN : t.dataSync()[0]);
     const stats = model.codebookStats();
@@ -411,7 +467,7 @@ export async function trainTokenizer(options: TrainOptions): Promise<TrainResult
       stepsPerSecond: 1000 / Math.max(1, Date.now() - t0),
       skipped,
     };
-    tf.dispose([x, value, parts.recon, parts.commit, parts.semantic]);
+    tf.dispose([x, target, value, parts.recon, parts.commit, parts.semantic]);
     tf.dispose(Object.values(grads));
     step++;
     reports.push(report);

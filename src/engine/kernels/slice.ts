@@ -55,8 +55,8 @@ export function sliceHeap(backend: WasmBackend, x: tf.TensorInfo, begin: number[
       bytes.copyWithin(o, from, from + run * bpe);
     } else {
       // Short runs of 4-byte elements: a plain loop beats copyWithin's call cost.
-      const f = from >> 2;
-      const t = o >> 2;
+      const f = from >>> 2; // unsigned: offsets past 2 GiB
+      const t = o >>> 2;
       for (let k = 0; k < run; k++) words[t + k] = words[f + k];
     }
     o += run * bpe;

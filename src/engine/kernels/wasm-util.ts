@@ -55,7 +55,7 @@ export function heapI32(backend: WasmBackend): Int32Array {
 
 /** Byte offset of a tensor's data on the heap. */
 export function offsetOf(backend: WasmBackend, t: tf.TensorInfo): number {
-  return backend.dataIdMap.get(t.dataId).memoryOffset;
+  return backend.dataIdMap.get(t.dataId).memoryOffset >>> 0; // unsigned: the heap grows past 2 GiB
 }
 
 /**
@@ -157,8 +157,8 @@ export class Scratch {
 export function transposeOuter(s: Scratch, x: tf.TensorInfo, A: number, M: number, C: number): tf.TensorInfo {
   const out = s.alloc([C, M, A], x.dtype);
   const heap = heapI32(s.backend); // bit copies: dtype-agnostic for 4-byte types
-  const src = offsetOf(s.backend, x) >> 2;
-  const dst = offsetOf(s.backend, out) >> 2;
+  const src = offsetOf(s.backend, x) >>> 2; // >>> : offsets past 2 GiB stay positive
+  const dst = offsetOf(s.backend, out) >>> 2;
   const outStride = M * A;
   for (let m = 0; m < M; m++) {
     for (let a = 0; a < A; a++) {
