@@ -93,7 +93,7 @@ export function renderReconHtml(r: ReconReport, counts: ArrayLike<number>): stri
   rows.push(
     ['images', String(r.data.evaluated), `of ${r.data.listed} in the folder${r.data.limit !== null ? ` (limit ${r.data.limit})` : ''}${r.data.skipped.length ? `; ${r.data.skipped.length} unreadable, skipped` : ''}`],
     ['image size', `${S}x${S}`, `code grid ${r.tokenizer.grid[0]}x${r.tokenizer.grid[1]}`],
-    ['throughput', `${fixed(r.timings.imagesPerSecond, 2)} images/s`, `wall ${r.timings.wallSeconds.toFixed(1)} s (model ${r.timings.modelSeconds.toFixed(1)} s, features ${r.timings.featureSeconds.toFixed(1)} s), backend ${r.backend}`],
+    ['throughput', `${fixed(r.timings.imagesPerSecond, 2)} images/s`, `read, encode, decode and score; ${r.timings.loopSeconds.toFixed(1)} s (model ${r.timings.modelSeconds.toFixed(1)} s, features ${r.timings.featureSeconds.toFixed(1)} s), ${r.timings.wallSeconds.toFixed(1)} s wall with loading; backend ${r.backend}`],
   );
   const metricsTable =
     `<table id="metrics"><thead><tr><th>metric</th><th>value</th><th>how</th></tr></thead><tbody>` +

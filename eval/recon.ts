@@ -94,7 +94,7 @@ export interface EvalReconOptions {
 export interface ReconProgress {
   done: number;
   total: number;
-  /** Mean PSNR so far (dB, identical images capped). */
+  /** Mean PSNR so far (dB, identical images capped); NaN before any image was scored. */
   psnr: number;
 }
 
@@ -149,7 +149,12 @@ export interface ReconReport {
     /** null when no extractor was used, or when fewer than 2 images were scored. */
     frechet: FrechetReport | null;
   };
-  timings: { wallSeconds: number; modelSeconds: number; featureSeconds: number; imagesPerSecond: number };
+  /**
+   * wallSeconds: the whole call (loading the tokenizer and extractor, writing the report);
+   * loopSeconds: reading, encoding, decoding, scoring and features of all images;
+   * imagesPerSecond: images / loopSeconds; modelSeconds, featureSeconds: their parts of the loop.
+   */
+  timings: { wallSeconds: number; loopSeconds: number; modelSeconds: number; featureSeconds: number; imagesPerSecond: number };
   /** The lowest-PSNR images, worst first, with the PNG that shows each. */
   worst: (ImageScore & { rank: number; png: string; width: number; height: number })[];
   /** Grids of original (top row) and reconstruction (bottom row), with their pixel size. */
@@ -285,13 +290,19 @@ export async function evalRecon(options: Partial<EvalReconOptions>): Promise<Rec
     let modelSeconds = 0;
     let featureSeconds = 0;
     const perImage = S * S * 3;
+    const tLoop = performance.now();
+    let cappedSum = 0; // running PSNR sum for progress (identical images counted as PSNR_CAP)
 
     for (let start = 0; start < files.length; start += batchSize) {
       const paths = files.slice(start, start + batchSize);
       const batch = await readImageBatch(paths, { size: S, fit, onError: 'skip' });
       for (const e of batch.errors) skipped.push({ file: path.basename(e.input), code: e.code, message: e.message });
       const B = batch.items.length;
-      if (B === 0) continue;
+      const done = Math.min(files.length, start + batchSize);
+      if (B === 0) {
+        opts.onProgress?.({ done, total: files.length, psnr: scores.length ? cappedSum / scores.length : NaN });
+        continue;
+      }
 
       const tm = performance.now();
       const codesT = tf.tidy(() => model.encode(tf.tensor4d(batch.data, batch.shape))); // [B, h, w]
@@ -318,6 +329,7 @@ export async function evalRecon(options: Partial<EvalReconOptions>): Promise<Rec
         const b = recon8.subarray(i * perImage, (i + 1) * perImage);
         const s: ImageScore = { file: path.basename(paths[batch.items[i].index]), psnr: psnr(a, b), ssim: ssim(a, b, { width: S, height: S, channels: 3 }) };
         scores.push(s);
+        cappedSum += Math.min(s.psnr, PSNR_CAP);
         if (kept.length < samplesN) kept.push({ ...s, original: a.slice(), recon: b.slice() });
         if (worstK > 0 && (worst.length < worstK || s.psnr < worst[worst.length - 1].psnr)) {
           worst.push({ ...s, original: a.slice(), recon: b.slice() });
@@ -341,11 +353,13 @@ export async function evalRecon(options: Partial<EvalReconOptions>): Promise<Rec
         }
         featureSeconds += (performance.now() - tf0) / 1000;
       }
-      opts.onProgress?.({ done: Math.min(files.length, start + batchSize), total: files.length, psnr: meanPsnr(scores.map((x) => x.psnr), { cap: PSNR_CAP }).mean });
+      opts.onProgress?.({ done, total: files.length, psnr: cappedSum / scores.length });
     }
     if (scores.length === 0) {
       throw new VtokError('INVALID_INPUT', `Expected readable images in ${dataDir} but all ${files.length} failed, e.g. ${skipped[0]?.file}: ${skipped[0]?.message}`);
     }
+
+    const loopSeconds = (performance.now() - tLoop) / 1000;
 
     let frechet: FrechetReport | null = null;
     if (extractor && statsA && statsB && scores.length >= 2) {
@@ -413,7 +427,7 @@ export async function evalRecon(options: Partial<EvalReconOptions>): Promise<Rec
         codebook: hist.stats(),
         frechet,
       },
-      timings: { wallSeconds, modelSeconds, featureSeconds, imagesPerSecond: scores.length / wallSeconds },
+      timings: { wallSeconds, loopSeconds, modelSeconds, featureSeconds, imagesPerSecond: scores.length / loopSeconds },
       worst: worstOut,
       samples,
       images: scores,

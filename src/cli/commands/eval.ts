@@ -77,15 +77,13 @@ const reconCommand: CommandModule<object, ReconArgs> = {
   builder: (y) =>
     y
       .usage(
-        '$0 eval recon --data DIR --out REPORT [--tokenizer NAME]\n\n' +
-          'Encodes every image of DIR to codes and decodes it back, at the tokenizer\'s own image size (centre crop, as\n' +
-          '`vtok tokenize` does), and scores each reconstruction against its original, both as 8-bit images:\n' +
-          '  PSNR (R = 255) and SSIM (scikit-image defaults) per image, then the mean;\n' +
-          '  codebook usage and perplexity over all codes of all images;\n' +
-          '  a Fréchet distance between features of originals and reconstructions, named after its extractor\n' +
-          '  (FD[nsfwjs-mobilenet-v2] by default; "rFID" only with pytorch-fid\'s Inception weights).\n' +
-          'REPORT gets report.json (every number, every image\'s scores), report.html (open it in a browser: metrics,\n' +
-          'original-vs-reconstruction grids, the worst images by PSNR, a code-usage histogram) and the PNGs it shows.',
+        [
+          '$0 eval recon --data DIR --out REPORT [--tokenizer NAME]',
+          "Encodes every image of DIR to codes and decodes it back at the tokenizer's own image size (centre crop, as `vtok tokenize` does), then scores each reconstruction against its original, both as 8-bit images.",
+          'Metrics: PSNR (R = 255) and SSIM (scikit-image defaults) per image, then the mean; codebook usage and perplexity over all codes of all images; ' +
+            "a Fréchet distance between features of originals and reconstructions, named after its extractor (FD[nsfwjs-mobilenet-v2] by default; \"rFID\" only with pytorch-fid's Inception weights). N is always reported.",
+          "REPORT receives report.json (every number, every image's scores), report.html (open it in a browser: metrics, original-vs-reconstruction grids, the worst images by PSNR, a code-usage histogram) and the PNGs it shows.",
+        ].join('\n\n'),
       )
       .option('tokenizer', { type: 'string', default: 'default', describe: 'Tokenizer bundle: name, id or id prefix in the store' })
       .option('store', { type: 'string', describe: 'User store folder (default VTOK_STORE, else ~/.vtok/store)' })
@@ -125,7 +123,7 @@ const reconCommand: CommandModule<object, ReconArgs> = {
           fit: args.fit,
           onProgress: (p) => {
             bar ??= progress(args, 'recon', p.total);
-            bar.tick(p.done - shown, { psnr: p.psnr });
+            bar.tick(p.done - shown, Number.isFinite(p.psnr) ? { psnr: p.psnr } : undefined);
             shown = p.done;
           },
         });
