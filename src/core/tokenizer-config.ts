@@ -15,8 +15,8 @@ import { VtokError, checkInt, checkNumber, checkOneOf, invalidOption, resolveOpt
 export interface TokenizerConfig {
   /** Channels of the input images (RGB). Default 3. */
   imageChannels: number;
-  /** Side of one code cell in pixels: 8 or 16. The encoder halves the resolution log2(downsample) times. Default 8. */
-  downsample: 8 | 16;
+  /** Side of one code cell in pixels: 4 (small images such as 28x28 Fashion-MNIST), 8 or 16. The encoder halves the resolution log2(downsample) times. Default 8. */
+  downsample: 4 | 8 | 16;
   /** Width of the first encoder level (and of the last decoder level). Default 32 (about 2.4 M weights, 9.6 MB as float32, with the default channelMult). */
   baseChannels: number;
   /**
@@ -133,7 +133,7 @@ export function resolveTokenizerConfig(config: Partial<TokenizerConfig> = {}): T
   }
   const c = resolveOptions('TokenizerConfig', TOKENIZER_DEFAULTS, config);
   checkInt('imageChannels', c.imageChannels, 1, 4);
-  if (c.downsample !== 8 && c.downsample !== 16) throw invalidOption('downsample', '8 or 16', c.downsample);
+  if (c.downsample !== 4 && c.downsample !== 8 && c.downsample !== 16) throw invalidOption('downsample', '4, 8 or 16', c.downsample);
   checkInt('baseChannels', c.baseChannels, 1, 4096);
   const levels = Math.log2(c.downsample) + 1;
   if (!Array.isArray(c.channelMult) || c.channelMult.length !== levels) {

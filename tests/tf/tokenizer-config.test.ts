@@ -18,7 +18,7 @@ describe('TokenizerConfig', () => {
   });
 
   it.each([
-    [{ downsample: 4 }, 'Expected 8 or 16 for downsample but received 4 of type number'],
+    [{ downsample: 2 }, 'Expected 4, 8 or 16 for downsample but received 2 of type number'],
     [{ downsample: 16 }, 'Expected an array of 5 positive integers (log2(downsample 16) + 1 levels) for channelMult but received an array of length 4'],
     [{ channelMult: [1, 2, 0, 4] }, 'Expected integer between 1 and 64 for channelMult[2] but received 0 of type number'],
     [{ codebookSize: 1 }, 'Expected integer between 2 and 1048576 for codebookSize but received 1 of type number'],
