@@ -176,9 +176,10 @@ const REPORT_FILE = /^(report\.json|report\.html|samples-\d+\.png|worst-\d+\.png
 const TEMP_FILE = /^\..+\.\d+\.[0-9a-f]+\.tmp$/;
 
 /**
- * Makes sure `out` may receive a report: created when missing; an empty folder
- * or an earlier recon report is fine; anything else is refused, untouched.
- * Returns the names of an earlier report's files.
+ * Makes sure `out` may receive a report: created when missing; an empty folder,
+ * an earlier recon report, or what an interrupted one left (only report file
+ * names, no foreign report.json) is fine; anything else is refused, untouched.
+ * Returns the names of the earlier report's files.
  */
 export async function prepareReportDir(out: string): Promise<string[]> {
   const refuse = (why: string): VtokError => new VtokError('INVALID_OPTION', `Refusing to write a report into ${out}: ${why}`, { subject: 'out' });
@@ -203,7 +204,8 @@ export async function prepareReportDir(out: string): Promise<string[]> {
   } catch {
     format = undefined;
   }
-  if (foreign.length > 0 || format !== RECON_REPORT_FORMAT) {
+  // An interrupted run leaves report files without report.json (it is written last): reusable too.
+  if (foreign.length > 0 || (names.includes('report.json') && format !== RECON_REPORT_FORMAT)) {
     const shown = (foreign.length > 0 ? foreign : names).slice(0, 3).join(', ');
     throw refuse(`it is not empty and is not a vtok recon report (it holds ${shown}${names.length > 3 ? ', ...' : ''}); choose an empty or new folder`);
   }
@@ -435,9 +437,9 @@ export async function evalRecon(options: Partial<EvalReconOptions>): Promise<Rec
     };
     await writeFileAtomic(path.join(out, 'report.html'), renderReconHtml(report, hist.counts));
     await writeFileAtomic(path.join(out, 'report.json'), toJson(report));
-    // An earlier report's PNGs that this one does not use.
+    // An earlier report's PNGs that this one does not use, and temporary files of an interrupted run.
     for (const name of earlier) {
-      if (name.endsWith('.png') && !pngs.includes(name)) await fsp.rm(path.join(out, name), { force: true });
+      if ((name.endsWith('.png') && !pngs.includes(name)) || TEMP_FILE.test(name)) await fsp.rm(path.join(out, name), { force: true });
     }
     return report;
   } finally {

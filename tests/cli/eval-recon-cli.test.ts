@@ -40,6 +40,10 @@ describe('vtok eval recon as a user runs it', () => {
     expect(r.stderr).toContain(`vtok: Expected an image folder but cannot read ${path.join(work, 'no-such-folder')}`);
     expect(r.stderr).toContain('[FILE_NOT_FOUND]');
     await expect(fsp.stat(path.join(work, 'rep0'))).rejects.toThrow('ENOENT');
+
+    const noWeights = await vtok(['eval', 'recon', '--data', work, '--out', path.join(work, 'rep0'), '--extractor', 'pytorch-fid-inception']);
+    expect(noWeights.code).toBe(2);
+    expect(noWeights.stderr).toContain('--extractor pytorch-fid-inception needs --fid-weights FILE');
   });
 
   it('writes a report with the default tokenizer of the store', async () => {

@@ -137,6 +137,15 @@ describe('evalRecon', () => {
     expect(report.method.frechet).toContain('not FID');
   });
 
+  it('calls it rFID only for the standard (pytorch-fid) extractor', async () => {
+    const standard = { ...tinyExtractor(), name: 'pytorch-fid-inception-v3', standard: true };
+    const r = await evalRecon({ tokenizer: { model, imageSize: S }, data, out: path.join(root, 'std'), extractor: standard, limit: 3, worst: 0, samples: 0 });
+    expect(r.metrics.frechet!.label).toBe('rFID');
+    expect(r.metrics.frechet!.note).toContain('N = 3 <= D = 6');
+    expect(r.worst).toEqual([]);
+    expect(await fsp.readFile(path.join(root, 'std', 'report.html'), 'utf8')).toContain('<th scope="row">rFID</th>');
+  });
+
   it('writes report.json, report.html and the PNGs it links; the worst images are the lowest PSNRs', async () => {
     const json = JSON.parse(await fsp.readFile(path.join(out, 'report.json'), 'utf8'));
     expect(json.format).toBe('vtok-recon-report');
@@ -185,6 +194,14 @@ describe('evalRecon', () => {
     expect(again.data.evaluated).toBe(4);
     expect(again.metrics.frechet).toBeNull();
     expect((await fsp.readdir(out)).sort()).toEqual(['report.html', 'report.json', 'samples-01.png', 'worst-01.png']);
+
+    // What an interrupted run leaves (report PNGs and temporary files, no report.json) is reused and cleaned.
+    const cut = path.join(root, 'cut');
+    await fsp.mkdir(cut);
+    await fsp.writeFile(path.join(cut, 'worst-07.png'), 'old');
+    await fsp.writeFile(path.join(cut, '.report.html.123.abcdef.tmp'), 'partial');
+    await evalRecon({ tokenizer: tok, data, out: cut, extractor: null, worst: 1, samples: 1, limit: 2 });
+    expect((await fsp.readdir(cut)).sort()).toEqual(['report.html', 'report.json', 'samples-01.png', 'worst-01.png']);
 
     await expect(evalRecon({ tokenizer: tok, data: path.join(root, 'nope'), out: path.join(root, 'r2'), extractor: null })).rejects.toThrow(
       `Expected an image folder but cannot read ${path.join(root, 'nope')}`,

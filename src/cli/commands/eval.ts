@@ -3,6 +3,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { evalFid } from '../../../eval/fid';
 import { evalUsage } from '../../../eval/usage';
 import { evalRecon } from '../../../eval/recon';
+import { VtokError } from '../../core/errors';
 import { initBackend, shutdownBackend } from '../../engine/backend';
 import { FEATURE_EXTRACTOR_KINDS, loadFeatureExtractor, type FeatureExtractorKind } from '../../io/feature-models';
 import { printResult, progress, type GlobalArgs } from '../output';
@@ -105,6 +106,13 @@ const reconCommand: CommandModule<object, ReconArgs> = {
       .example('$0 eval recon --data test/ --out r/ --extractor pytorch-fid-inception --fid-weights pt_inception.safetensors', 'rFID with pytorch-fid weights') as never,
   handler: async (args) =>
     withEngine(args, async () => {
+      if (args.extractor === 'pytorch-fid-inception' && !args.fidWeights) {
+        throw new VtokError(
+          'INVALID_OPTION',
+          '--extractor pytorch-fid-inception needs --fid-weights FILE: convert pytorch-fid\'s pt_inception-2015-12-05-6726825d.pth with scripts/convert-pytorch-fid.py',
+          { subject: 'fid-weights' },
+        );
+      }
       let bar: ReturnType<typeof progress> | undefined;
       let shown = 0;
       const extractor =
