@@ -9,6 +9,7 @@
  *   generateImageFiles / describeImageFiles: the same through the image tokenizer named in the bundle, to and from PNG
  */
 
+import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { generationPrompt, streamController, understandingPrompt, type RowController } from '../core/ar-streams';
@@ -219,6 +220,7 @@ export async function generateImageFiles(
 ): Promise<{ files: string[]; grid: string; codes: Int32Array[] }> {
   const { out, store, ...gen } = options;
   const codes = generateImages(ar, gen);
+  await fs.mkdir(out, { recursive: true });
   const t = await loadTokenizer(ar.imageTokenizer, store ?? {});
   try {
     const { height: h, width: w } = ar.grid;
