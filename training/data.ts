@@ -181,14 +181,18 @@ export class ImageStream {
   }
 }
 
-/** Standard deviation of all values (float64 accumulation). */
+/** Root mean of the per-channel pixel variances of an [S, S, 3] crop (a flat colour gives 0 whatever its RGB). */
 function stdOf(v: Float32Array): number {
-  let sum = 0;
-  let sq = 0;
-  for (const x of v) {
-    sum += x;
-    sq += x * x;
+  const sum = [0, 0, 0];
+  const sq = [0, 0, 0];
+  for (let i = 0; i < v.length; i += 3) {
+    for (let c = 0; c < 3; c++) {
+      sum[c] += v[i + c];
+      sq[c] += v[i + c] * v[i + c];
+    }
   }
-  const mean = sum / v.length;
-  return Math.sqrt(Math.max(0, sq / v.length - mean * mean));
+  const n = v.length / 3;
+  let variance = 0;
+  for (let c = 0; c < 3; c++) variance += Math.max(0, sq[c] / n - (sum[c] / n) ** 2) / 3;
+  return Math.sqrt(variance);
 }

@@ -66,7 +66,7 @@ export interface TrainConfig {
   flip: boolean;
   /**
    * Redraw a crop (up to 8 positions in the image, then the next image) whose
-   * pixel standard deviation in [-1, 1] units is below this (0: keep every crop).
+   * per-channel pixel standard deviation (root mean of the R, G, B variances, in [-1, 1] units) is below this (0: keep every crop).
    * Flat crops (a solid sky, a plain wallpaper) teach nothing and, through the
    * per-channel normalizations, make the encoder's gradients explode.
    */
