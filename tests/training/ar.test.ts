@@ -8,6 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { EpochOrder, closedSet, rankCandidates, recordText } from '../../src/core/ar-tasks';
+import { trainBpe } from '../../src/core/bpe';
 import { AR_BUNDLE_FILE, loadAr } from '../../src/io/ar-bundle';
 import { writePng } from '../../src/io/image';
 import { classifyCodes, describeImages, evalArTokens, generateImages } from '../../src/pipeline/ar';
@@ -205,6 +206,43 @@ it('reads vtok tokenize folders (captions from sidecars) and evaluates understan
   expect(ev).toMatchObject({ n: 4, correct: 4, accuracy: 1, unknownTexts: 0 });
   expect(ev.perClass.red).toEqual({ n: 2, correct: 2 });
   await expect(evalArTokens({ ...r.ar, imageTokenizer: 'other' }, tokens)).rejects.toThrow(/was tokenized with/);
+  r.ar.model.dispose();
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+it('trains on visual BPE ids (2D shapes) and draws base grids through BPE decoding', async () => {
+  const grids = [
+    [1, 1, 3, 3, 1, 1, 3, 3, 5, 5, 6, 6],
+    [2, 2, 2, 4, 2, 2, 2, 4, 0, 0, 7, 7],
+  ];
+  const texts = ['left', 'right'];
+  const bpe = trainBpe(
+    grids.map((codes) => ({ codes, h: 3, w: 4 })),
+    { baseVocab: 8, merges: 4, minFrequency: 2 },
+  );
+  expect(bpe.vocabSize).toBeGreaterThan(8);
+  const bpeData: ArData = {
+    records: texts.map((text, i) => ({ text, codes: Int32Array.from(grids[i]), bpe: bpe.encode(grids[i], 3, 4) })),
+    tokenizer: 'test-tokenizer',
+    codebookSize: 8,
+    grid: { height: 3, width: 4 },
+    bpeId: 'some-bpe',
+  };
+  expect(bpeData.records[0].bpe!.length).toBeLessThan(12);
+  const dir = await tmp();
+  const config = { ...(await resolveArConfig('ar-tiny')), useBpe: true, batchSize: 4 };
+  await expect(trainAr({ tokens: bpeData, config, runDir: dir })).rejects.toThrow(/useBpe needs the visual BPE model/);
+  const r = await trainAr({ tokens: bpeData, config, runDir: dir, bpe });
+  expect(r.ar.vocab.visual).toEqual({ baseCodes: 8, merges: bpe.vocabSize - 8 });
+  texts.forEach((text, i) => {
+    const [drawn] = generateImages(r.ar, { prompt: text, n: 1, temperature: 0 });
+    expect(Array.from(drawn)).toEqual(grids[i]);
+  });
+  expect(describeImages(r.ar, grids).map((d) => d.scores!.best)).toEqual(texts);
+  const loaded = await loadAr(dir);
+  expect(loaded.bpe!.vocabSize).toBe(bpe.vocabSize);
+  expect(Array.from(generateImages(loaded, { prompt: 'left', n: 1, temperature: 0 })[0])).toEqual(grids[0]);
+  loaded.model.dispose();
   r.ar.model.dispose();
   await fs.rm(dir, { recursive: true, force: true });
 });
