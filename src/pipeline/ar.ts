@@ -21,7 +21,7 @@ import { readImage, writeImageGrid, writePng } from '../io/image';
 import type { StoreSetOptions } from '../io/store';
 import { loadTokenizer } from '../io/tokenizer-bundle';
 import { generate } from '../tf/ar-generate';
-import { scoreContinuations } from '../tf/ar-loss';
+import { scoreCandidatesCached } from '../tf/ar-score';
 
 export interface GenerateImagesOptions {
   /** The text to draw (a caption or class name); null for unconditional samples. */
@@ -108,7 +108,10 @@ export function generateImages(ar: ArParts, options?: Partial<GenerateImagesOpti
   });
 }
 
-/** Log-probabilities [images x candidates] (row-major) of candidate texts (each followed by `<eos>`) after each image. */
+/**
+ * Log-probabilities [images x candidates] (row-major) of candidate texts (each followed by `<eos>`) after each image.
+ * Each image's prompt runs once (KV cache, repeated per candidate); batchRows bounds images x candidates per pass.
+ */
 export function classifyCodes(ar: ArParts, images: readonly ArrayLike<number>[], candidates: readonly string[] = ar.classes, batchRows = 64): Float64Array {
   if (candidates.length === 0) throw invalidOption('candidates', 'at least one candidate text', candidates);
   const make = controllerFor(ar);
@@ -121,7 +124,14 @@ export function classifyCodes(ar: ArParts, images: readonly ArrayLike<number>[],
     pos.push(ids.flatMap((id) => c.push(id) ?? [-1, -1]));
   });
   const cands = candidates.map((t) => [...ar.vocab.encodeText(t), ar.vocab.eos]);
-  return scoreContinuations(ar.model, prompts, cands, { promptPos2d: ar.model.config.gridRows > 0 ? pos : undefined, batchRows });
+  const out = new Float64Array(images.length * cands.length);
+  const per = Math.max(1, Math.floor(batchRows / cands.length));
+  const grid = ar.model.config.gridRows > 0;
+  for (let s = 0; s < prompts.length; s += per) {
+    const scores = scoreCandidatesCached(ar.model, prompts.slice(s, s + per), cands, grid ? pos.slice(s, s + per) : undefined);
+    out.set(scores, s * cands.length);
+  }
+  return out;
 }
 
 export interface Description {
@@ -181,7 +191,7 @@ export async function evalArTokens(
   let pending: { codes: Int32Array; text: string }[] = [];
   const flush = (): void => {
     if (pending.length === 0) return;
-    const s = classifyCodes(ar, pending.map((p) => p.codes), classes, Math.max(classes.length, 64));
+    const s = classifyCodes(ar, pending.map((p) => p.codes), classes, Math.max(classes.length, 640));
     pending.forEach((p, i) => {
       let best = 0;
       for (let c = 1; c < classes.length; c++) if (s[i * classes.length + c] > s[i * classes.length + best]) best = c;

@@ -9,6 +9,9 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { EpochOrder, closedSet, rankCandidates, recordText } from '../../src/core/ar-tasks';
 import { trainBpe } from '../../src/core/bpe';
+import { understandingPrompt } from '../../src/core/ar-streams';
+import { scoreContinuations } from '../../src/tf/ar-loss';
+import { scoreCandidatesCached } from '../../src/tf/ar-score';
 import { AR_BUNDLE_FILE, loadAr } from '../../src/io/ar-bundle';
 import { writePng } from '../../src/io/image';
 import { classifyCodes, describeImages, evalArTokens, generateImages } from '../../src/pipeline/ar';
@@ -118,6 +121,20 @@ describe('trainAr', () => {
     const g2 = generateImages(trained.ar, { prompt: 'bag', n: 3, seed: 2, guidance: 3, topK: 4, topP: 0.9 });
     expect(g2.map((g) => Array.from(g))).toEqual(g1.map((g) => Array.from(g)));
     for (const g of g1) expect(g.every((v) => v >= 0 && v < 8)).toBe(true);
+  });
+
+  it('closed-set scores with the KV cache equal one full pass per (image, text) pair', () => {
+    const ar = trained.ar;
+    const prompts = GRIDS.map((g) => understandingPrompt(ar.vocab, g));
+    const promptPos2d = prompts.map(() => [-1, -1, -1, -1, -1, -1, 0, 0, 0, 1, 1, 0, 1, 1, -1, -1]);
+    const texts = ['boot', 'shirt', 'bag', 'shirts', 'x'];
+    const cands = texts.map((t) => [...ar.vocab.encodeText(t), ar.vocab.eos]);
+    const before = tf.memory().numTensors;
+    const cached = scoreCandidatesCached(ar.model, prompts, cands, promptPos2d);
+    const full = scoreContinuations(ar.model, prompts, cands, { promptPos2d });
+    expect(tf.memory().numTensors).toBe(before);
+    cached.forEach((v, i) => expect(v).toBeCloseTo(full[i], 4));
+    expect(Array.from(classifyCodes(ar, GRIDS, texts, 5))).toEqual(Array.from(classifyCodes(ar, GRIDS, texts)));
   });
 
   it('malformed prompts and codes outside the vocabulary fail with clear errors', () => {
