@@ -51,7 +51,10 @@ import { globalNorm } from './tokenizer';
 export interface ArTrainConfig {
   /** Transformer size: a preset of TRANSFORMER_PRESETS (tiny, small, base, large). */
   preset: TransformerPreset;
-  /** Overrides of the preset (dModel, nLayers, mlp, dropout...); vocabSize, contextLength and the grid come from the data. */
+  /**
+   * Overrides of the preset (dModel, nLayers, mlp, dropout...); vocabSize, contextLength and the grid come from the data.
+   * With dropout > 0 a resumed run is not bit-exact (the dropout Rng's position is not checkpointed).
+   */
   model: Partial<TransformerConfig>;
   /** Give visual tokens the 2D position (row, column) of their anchor cell. */
   pos2d: boolean;
@@ -144,7 +147,7 @@ export interface TrainArOptions {
   steps?: number;
   /** Stop (with a checkpoint) after this step without changing the schedule; continue with resume. */
   stopAfter?: number;
-  /** Continue from runDir's checkpoint. */
+  /** Continue from runDir's checkpoint (its config and vocabulary win over `config`; `steps` still applies). */
   resume?: boolean;
   /** The visual BPE model the records' BPE ids come from (needed with useBpe). */
   bpe?: BpeModel;
