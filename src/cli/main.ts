@@ -7,10 +7,11 @@ import { bpeCommand } from './commands/bpe';
 import { evalCommand } from './commands/eval';
 import { trainCommand } from './commands/train';
 import { arCommand } from './commands/ar';
+import { classifyCommand } from './commands/classify';
 import { decodeCommand, exportCommand, manifestCommand, tokenizeCommand } from './commands/dataset';
 
 /** Every subcommand; each lives in its own file under commands/ and calls a library function. */
-export const commands = [infoCommand, tokenizeCommand, decodeCommand, exportCommand, manifestCommand, bpeCommand, trainCommand, evalCommand, arCommand, storeCommand] as unknown as CommandModule<object, never>[];
+export const commands = [infoCommand, tokenizeCommand, decodeCommand, exportCommand, manifestCommand, bpeCommand, trainCommand, evalCommand, arCommand, classifyCommand, storeCommand] as unknown as CommandModule<object, never>[];
 
 /** Runs the CLI with the given arguments (without `node` and the script). */
 export async function main(argv: string[]): Promise<void> {

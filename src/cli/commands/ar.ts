@@ -8,6 +8,8 @@ import { readTokenDir } from '../../io/dataset';
 import { loadTokenizer } from '../../io/tokenizer-bundle';
 import { bpeContentId } from '../../pipeline/tokenize';
 import { describeImageFiles, evalArTokens, generateImageFiles } from '../../pipeline/ar';
+import { evalGeneration } from '../../../eval/generation';
+import { loadClassifier } from '../../io/classifier-bundle';
 import { printResult, progress, table } from '../output';
 import { withEngine, type EngineArgs } from './engine';
 
@@ -43,6 +45,19 @@ interface EvalArgs extends EngineArgs {
   ar: string;
   tokens: string;
   limit?: number;
+}
+
+interface EvalGenerationArgs extends EngineArgs {
+  ar: string;
+  classifier: string;
+  nPerClass: number;
+  temperature: number;
+  topK: number;
+  topP: number;
+  guidance: number;
+  seed: number;
+  batch: number;
+  out?: string;
 }
 
 const AR_HELP = 'AR model: a training run folder (its ar.vtok), an .vtok file, or a store name/id';
@@ -253,7 +268,81 @@ const evalCommand: CommandModule<object, EvalArgs> = {
     }),
 };
 
-/** `vtok ar`: train, generate, describe, eval. */
+const evalGenerationCommand: CommandModule<object, EvalGenerationArgs> = {
+  command: 'eval-generation',
+  describe: 'Generation accuracy: samples per class prompt, decoded, judged by a separate pixel classifier (vtok classify train)',
+  builder: (y) =>
+    y
+      .usage(
+        [
+          '$0 ar eval-generation --ar RUN --classifier CLS [--n-per-class 100] [--guidance 1] [--temperature 1] [--top-k 0] [--seed 0] [--out DIR]',
+          "For each class text of the AR model, samples --n-per-class code grids, decodes them with the image tokenizer named in the AR model (8-bit, as a PNG would hold them), and counts the samples the classifier assigns to the prompted class. Prints the accuracy overall and per class, with the most frequent wrong class.",
+          'The classifier must read the size the tokenizer decodes to (Fashion-MNIST: 32x32, `vtok classify train --size 32 --fit pad`). Class c, chunk k samples with seed SEED + 1009c + k. --out DIR writes DIR/<class>.png: a grid of the samples labelled with the predicted class.',
+        ].join('\n\n'),
+      )
+      .option('ar', { type: 'string', demandOption: true, describe: AR_HELP })
+      .option('classifier', { type: 'string', demandOption: true, describe: 'A `vtok classify train` run folder, a classifier .vtok file, or a store name/id' })
+      .option('n-per-class', { type: 'number', default: 100, describe: 'Samples per class prompt' })
+      .option('temperature', { type: 'number', default: 1, describe: 'Softmax temperature; 0 = greedy' })
+      .option('top-k', { type: 'number', default: 0, describe: 'Keep the k most likely ids (0 = off)' })
+      .option('top-p', { type: 'number', default: 1, describe: 'Nucleus mass (1 = off)' })
+      .option('guidance', { type: 'number', default: 1, describe: 'Classifier-free guidance scale (1 = off)' })
+      .option('seed', { type: 'number', default: 0, describe: 'Base sampler seed' })
+      .option('batch', { type: 'number', default: 50, describe: 'Images sampled at once' })
+      .option('out', { type: 'string', describe: 'Folder for one labelled grid PNG per class' })
+      .option('store', { type: 'string', describe: 'Store folder holding the image tokenizer' })
+      .example('$0 ar eval-generation --ar runs/ar-fmnist --classifier runs/fmnist-classifier --n-per-class 100 --guidance 3 --out grids/', '1,000 samples on Fashion-MNIST') as never,
+  handler: async (args) =>
+    withEngine(args, async () => {
+      const ar = await loadAr(args.ar, { store: args.store });
+      try {
+        const cls = await loadClassifier(args.classifier, { store: args.store });
+        try {
+          let bar: ReturnType<typeof progress> | undefined;
+          let shown = 0;
+          const r = await evalGeneration(ar, cls, {
+            nPerClass: args.nPerClass,
+            temperature: args.temperature,
+            topK: args.topK,
+            topP: args.topP,
+            guidance: args.guidance,
+            seed: args.seed,
+            batch: args.batch,
+            out: args.out,
+            store: { store: args.store },
+            onProgress: (done, total) => {
+              bar ??= progress(args, 'generate', total);
+              bar.tick(done - shown);
+              shown = done;
+            },
+          });
+          bar?.stop();
+          const { samples, ...summary } = r;
+          printResult(args, { ...summary, ar: ar.id, classifier: cls.id, samples }, () =>
+            [
+              `generation accuracy ${(100 * r.accuracy).toFixed(2)}% (${r.correct} of N = ${r.n}; guidance ${args.guidance}, temperature ${args.temperature}, top-k ${args.topK}, seed ${args.seed}) in ${r.wallSeconds.toFixed(0)} s`,
+              table(
+                ['class', 'n', 'accuracy', 'most frequent wrong class'],
+                Object.entries(r.perClass).map(([k, v]) => {
+                  const wrong = Object.entries(v.predicted).filter(([p]) => p !== k).sort((a, b) => b[1] - a[1])[0];
+                  return [k, v.n, `${(100 * v.accuracy).toFixed(1)}%`, wrong === undefined ? '-' : `${wrong[0]} (${wrong[1]})`];
+                }),
+              ),
+              Object.keys(r.grids).length > 0 ? `grids in ${args.out}` : '',
+            ]
+              .filter((l) => l !== '')
+              .join('\n'),
+          );
+        } finally {
+          cls.model.dispose();
+        }
+      } finally {
+        ar.model.dispose();
+      }
+    }),
+};
+
+/** `vtok ar`: train, generate, describe, eval, eval-generation. */
 export const arCommand: CommandModule<object, object> = {
   command: 'ar <command>',
   describe: 'Autoregressive head: one model that draws images for a text and describes images (train, generate, describe, eval)',
@@ -263,6 +352,7 @@ export const arCommand: CommandModule<object, object> = {
       .command(generateCommand as never)
       .command(describeCommand as never)
       .command(evalCommand as never)
-      .demandCommand(1, 'Say what to do: vtok ar train|generate|describe|eval --help') as never,
+      .command(evalGenerationCommand as never)
+      .demandCommand(1, 'Say what to do: vtok ar train|generate|describe|eval|eval-generation --help') as never,
   handler: () => undefined,
 };
