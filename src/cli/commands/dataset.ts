@@ -1,5 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { readTokenDir } from '../../io/dataset/shard';
+import { loadHfTokenizer } from '../../io/hf-tokenizer';
 import { loadTokenizer } from '../../io/tokenizer-bundle';
 import { decodeDataset, exportTokens, mergeManifests, modelDetokenizer, modelTokenizer, tokenizeDataset } from '../../pipeline';
 import { printResult, progress, type GlobalArgs } from '../output';
@@ -138,11 +139,14 @@ export const exportCommand: CommandModule<object, ExportArgs> = {
       .option('format', { choices: ['jsonl', 'bin', 'hf'] as const, default: 'jsonl' as const, describe: 'Output format' })
       .option('ids', { choices: ['auto', 'codes', 'bpe'] as const, default: 'auto' as const, describe: 'Visual ids: grid codes or BPE ids' })
       .option('template', { type: 'string', default: '{caption}{image}', describe: 'Document template: {image}, {caption}, {label}, {key}' })
-      .option('base-tokenizer', { type: 'string', describe: 'A tokenizer.json to extend with the visual tokens (hf, bin)' })
+      .option('base-tokenizer', { type: 'string', describe: 'A Hugging Face tokenizer.json: hf extends it with the visual tokens; bin encodes the text with it (needs `npm install tokenizers`)' })
       .option('overwrite', { type: 'boolean', describe: 'Replace files already in --out' })
       .example('$0 export tokens/ --out llm/ --format jsonl', '<|img_start|><|vis_12|>...<|img_end|> lines')
-      .example('$0 export tokens/ --out llm/ --format bin', 'tokens.bin (uint16/uint32) + index of document offsets') as never,
+      .example('$0 export tokens/ --out llm/ --format bin', 'tokens.bin (uint16/uint32) + index of document offsets')
+      .example('$0 export tokens/ --out llm/ --format bin --base-tokenizer tokenizer.json', 'text ids from tokenizer.json, visual ids after its vocabulary (as --format hf assigns them)') as never,
   handler: async (args) => {
+    // bin with a base tokenizer: the text around images is encoded by that tokenizer (needs the `tokenizers` package).
+    const base = args.format === 'bin' && args.baseTokenizer !== undefined ? await loadHfTokenizer(args.baseTokenizer) : undefined;
     const result = await exportTokens({
       dir: args.dir,
       out: args.out,
@@ -150,6 +154,7 @@ export const exportCommand: CommandModule<object, ExportArgs> = {
       ids: args.ids,
       template: args.template,
       baseTokenizer: args.baseTokenizer,
+      encodeText: base?.encode,
       overwrite: Boolean(args.overwrite),
     });
     printResult(args, result, () => `${result.docs} documents (${result.ids} ids) -> ${result.files.join(', ')}`);
