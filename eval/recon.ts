@@ -87,6 +87,12 @@ export interface EvalReconOptions {
   samples: number;
   /** How images reach the tokenizer's size. Default 'crop' (centre crop), as `vtok tokenize`. */
   fit: ImageFit;
+  /**
+   * Side S of the square images scored, a multiple of the tokenizer's downsample
+   * factor (the model is fully convolutional). Default undefined: the tokenizer's
+   * own image size.
+   */
+  size: number | undefined;
   /** Called after each batch. Default none. */
   onProgress: ((p: ReconProgress) => void) | undefined;
 }
@@ -109,6 +115,7 @@ const DEFAULTS: EvalReconOptions = {
   worst: 8,
   samples: 8,
   fit: 'crop',
+  size: undefined,
   onProgress: undefined,
 };
 
@@ -264,9 +271,9 @@ export async function evalRecon(options: Partial<EvalReconOptions>): Promise<Rec
     } else {
       tok = opts.tokenizer as ReconTokenizer;
     }
-    const S = checkInt('tokenizer.imageSize', tok.imageSize, 1, 65535);
+    const S = opts.size === undefined ? checkInt('tokenizer.imageSize', tok.imageSize, 1, 65535) : checkInt('size', opts.size, 1, 65535);
     const model = tok.model;
-    const grid = model.gridShape(S, S);
+    const grid = model.gridShape(S, S); // throws, naming S, unless S is a multiple of the downsample factor
     const K = model.config.codebookSize;
 
     let extractor: FeatureExtractor | null = null;
@@ -413,7 +420,7 @@ export async function evalRecon(options: Partial<EvalReconOptions>): Promise<Rec
       tokenizer: { id: tok.id ?? 'unsaved model', name: tok.name ?? tok.id ?? 'unsaved model', imageSize: S, codebookSize: K, grid },
       data: { dir: path.resolve(dataDir), listed: listed.length, evaluated: scores.length, limit: limit ?? null, skipped },
       method: {
-        preprocessing: `each image ${fit === 'crop' ? 'centre-cropped' : 'padded'} to ${S}x${S} (lanczos3), the tokenizer's own size; originals and reconstructions both clipped and rounded to 8 bits before scoring`,
+        preprocessing: `each image ${fit === 'crop' ? 'centre-cropped' : 'padded'} to ${S}x${S} (lanczos3), ${S === tok.imageSize ? "the tokenizer's own size" : `not the tokenizer's training size ${tok.imageSize}`}; originals and reconstructions both clipped and rounded to 8 bits before scoring`,
         psnr: `10 log10(255^2 / MSE) per image on 8-bit RGB, mean over images; identical images (+Infinity) capped at ${PSNR_CAP} dB in the mean`,
         ssim: 'scikit-image structural_similarity defaults: 7x7 uniform window, sample covariance, K1 0.01, K2 0.03, data_range 255, per channel then averaged; mean over images',
         usage: 'one histogram of every code of every image: usage = codes used / K, perplexity = exp(entropy)',

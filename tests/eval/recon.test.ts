@@ -127,6 +127,32 @@ describe('evalRecon', () => {
     expect(cb.perplexity).toBeCloseTo(Math.exp(entropy), 9);
   });
 
+  it('size scores at another multiple of the downsample factor (fully convolutional); a size that does not divide is named', async () => {
+    const big = await evalRecon({
+      tokenizer: { model, imageSize: S, id: 'test-id', name: 'tiny' },
+      data,
+      out: path.join(root, 'report-2x'),
+      size: 2 * S,
+      extractor: null,
+      limit: 2,
+      worst: 1,
+      samples: 1,
+    });
+    expect(big.tokenizer.imageSize).toBe(2 * S);
+    expect(big.tokenizer.grid).toEqual(model.gridShape(2 * S, 2 * S));
+    expect(big.metrics.codebook.total).toBe(2 * model.gridShape(2 * S, 2 * S)[0] * model.gridShape(2 * S, 2 * S)[1]);
+    expect(big.method.preprocessing).toContain(`not the tokenizer's training size ${S}`);
+    // PSNR of img0 at 2S, by hand.
+    const img = await readImage(path.join(data, 'img0.png'), { size: 2 * S });
+    const recon = tf.tidy(() => model.decode(model.encode(tf.tensor4d(img.data, [1, 2 * S, 2 * S, 3]))));
+    const r8 = to8((await recon.data()) as Float32Array);
+    recon.dispose();
+    expect(big.images[0].psnr).toBeCloseTo(psnrByHand(to8(img.data), r8), 9);
+    await expect(
+      evalRecon({ tokenizer: { model, imageSize: S, id: 'test-id', name: 'tiny' }, data, out: path.join(root, 'report-odd'), size: S + 1, extractor: null }),
+    ).rejects.toThrow(new RegExp(`multiple of the downsample factor .* ${S + 1}`));
+  });
+
   it('names the Fréchet distance after its extractor, never FID, and reports N and the ill-conditioning', () => {
     const fd = report.metrics.frechet;
     expect(fd).not.toBeNull();

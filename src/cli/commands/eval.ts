@@ -30,6 +30,7 @@ interface ReconArgs extends EngineArgs {
   worst: number;
   samples: number;
   fit: 'crop' | 'pad';
+  size?: number;
 }
 
 interface UsageArgs extends GlobalArgs {
@@ -101,6 +102,7 @@ const reconCommand: CommandModule<object, ReconArgs> = {
       .option('worst', { type: 'number', default: 8, describe: 'Show the K images with the lowest PSNR' })
       .option('samples', { type: 'number', default: 8, describe: 'Show the first N images as original-vs-reconstruction grids' })
       .option('fit', { choices: ['crop', 'pad'] as const, default: 'crop' as const, describe: "Centre-crop or pad to the tokenizer's size" })
+      .option('size', { type: 'number', describe: "Score SxS images instead of the tokenizer's training size (a multiple of its downsample factor; the model is fully convolutional)" })
       .example('$0 eval recon --data photos/ --out report/', 'the default tokenizer; then open report/report.html')
       .example('$0 eval recon --tokenizer 3fa9c2e1 --data test/ --out r/ --limit 500 --extractor none', 'first 500 images, no Fréchet distance')
       .example('$0 eval recon --data test/ --out r/ --extractor pytorch-fid-inception --fid-weights pt_inception.safetensors', 'rFID with pytorch-fid weights') as never,
@@ -129,6 +131,7 @@ const reconCommand: CommandModule<object, ReconArgs> = {
           worst: args.worst,
           samples: args.samples,
           fit: args.fit,
+          size: args.size,
           onProgress: (p) => {
             bar ??= progress(args, 'recon', p.total);
             bar.tick(p.done - shown, Number.isFinite(p.psnr) ? { psnr: p.psnr } : undefined);
