@@ -6,6 +6,7 @@ import { initBackend, shutdownBackend } from '../../src/engine/backend';
 import { stockKernel } from '../../src/engine/kernels';
 import { nearestSource } from '../../src/engine/kernels/resize-nearest-grad';
 import { planBroadcast } from '../../src/engine/kernels/binary';
+import { simplifyPermutation } from '../../src/engine/kernels/transpose';
 import { Rng } from '../../src/core/random';
 import { expectSameOnBoth, randn, relError, runOn } from './helpers';
 
@@ -160,6 +161,49 @@ describe('Tile (exact)', () => {
       return tf.tile(cols.reshape([2, 3, 1, 40]), [1, 1, 2, 1]).reshape([2, 6, 8, 5]);
     };
     await expectSameOnBoth(() => tf.tidy(() => [up(tf.tensor(xv, [2, 3, 4, 5])), tf.grad((x: tf.Tensor) => up(x).square().sum())(tf.tensor(xv, [2, 3, 4, 5]))]), 1e-6);
+  });
+});
+
+describe('Transpose (exact)', () => {
+  it('simplifies permutations: drops size-1 axes, merges axes that stay adjacent', () => {
+    expect(simplifyPermutation([2, 3, 4], [0, 1, 2])).toEqual({ shape: [24], perm: [0] });
+    expect(simplifyPermutation([32, 74, 4, 40], [0, 2, 1, 3])).toEqual({ shape: [32, 74, 4, 40], perm: [0, 2, 1, 3] });
+    expect(simplifyPermutation([2, 3, 4, 5], [2, 3, 0, 1])).toEqual({ shape: [6, 20], perm: [1, 0] });
+    expect(simplifyPermutation([2, 1, 3, 4], [1, 0, 3, 2])).toEqual({ shape: [2, 3, 4], perm: [0, 2, 1] });
+    expect(simplifyPermutation([5, 1, 1], [2, 0, 1])).toEqual({ shape: [5], perm: [0] });
+  });
+
+  it('hand-worked: [2, 2, 3] with perm [1, 0, 2] swaps the rows of 3', async () => {
+    await tf.setBackend('wasm');
+    const t = tf.tensor3d([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], [2, 2, 3]);
+    const y = tf.transpose(t, [1, 0, 2]);
+    expect(Array.from(y.dataSync())).toEqual([1, 2, 3, 7, 8, 9, 4, 5, 6, 10, 11, 12]);
+    tf.dispose([t, y]);
+  });
+
+  it.each([
+    [[3, 4, 2, 3, 5], [2, 0, 3, 1, 4]], // attention's qkv split [B, T, 3, H, hd] -> [3, B, H, T, hd]
+    [[2, 3, 4, 3, 5], [1, 3, 0, 2, 4]], // and its gradient's inverse
+    [[2, 5, 3, 4], [0, 2, 1, 3]], // heads [B, T, H, hd] <-> [B, H, T, hd]
+    [[2, 1, 3, 4], [1, 0, 2, 3]], // only a size-1 axis moves: one copy
+    [[4, 5], [1, 0]], // element-wise: the stock kernel
+    [[2, 3, 4], [0, 2, 1]],
+    [[3, 2, 4, 5, 2, 3], [5, 1, 0, 3, 2, 4]], // rank 6, last axis moves
+    [[3, 2, 4, 5, 2, 3], [4, 1, 0, 3, 2, 5]], // rank 6, last axis stays
+    [[2, 0, 3], [1, 0, 2]],
+    [[7], [0]],
+  ])('x %j perm %j (float32, int32, bool)', async (shape, perm) => {
+    const n = shape.reduce((a, b) => a * b, 1);
+    for (const dtype of ['float32', 'int32', 'bool'] as const) {
+      const data = Array.from({ length: n }, (_, i) => (dtype === 'bool' ? (i * 7) % 3 === 0 ? 1 : 0 : i * 3 - 7));
+      await expectSameOnBoth(() => tf.tidy(() => tf.transpose(tf.tensor(data, shape, dtype), perm)), 0);
+    }
+  });
+
+  it('gradient of a rank-5 transpose', async () => {
+    const xv = randn(new Rng(31), [2, 3, 3, 2, 4]);
+    const f = (x: tf.Tensor) => tf.transpose(x, [2, 0, 3, 1, 4]);
+    await expectSameOnBoth(() => tf.tidy(() => tf.grad((x: tf.Tensor) => f(x).mul(tf.range(0, 144).reshape([3, 2, 2, 3, 4])).sum())(tf.tensor(xv, [2, 3, 3, 2, 4]))), 1e-6);
   });
 });
 

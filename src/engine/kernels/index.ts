@@ -13,6 +13,9 @@
  *                         stock copies the whole input out of the heap first
  *   Tile                  stock indexes element by element (~60 ms for one
  *                         upsampling); vtok's 2x upsampling is two Tiles
+ *   Transpose             stock moves rank-5 and last-axis-keeping
+ *                         permutations element by element (~100 ms for an
+ *                         attention layer's qkv split); row copies instead
  *   Add, Sub, Multiply, RealDiv
  *                         stock broadcasts like GroupNorm's run a generic loop
  *                         (12-16 ns/element); reshaped to XNNPACK-friendly shapes
@@ -34,6 +37,7 @@ import { maxPoolGradWasm } from './max-pool-grad';
 import { resizeNearestNeighborGradCpu } from './resize-nearest-grad';
 import { sliceWasm, splitVWasm, stridedSliceWasm, unpackWasm } from './slice';
 import { tileWasm } from './tile';
+import { transposeWasm } from './transpose';
 import { unsortedSegmentSumWasm } from './unsorted-segment-sum';
 import type { KernelArgs } from './wasm-util';
 
@@ -57,6 +61,7 @@ const WASM_KERNELS: VtokKernel[] = [
   { name: 'Unpack', kernelFunc: (a) => unpackWasm(a) },
   { name: 'StridedSlice', kernelFunc: (a, stock) => stridedSliceWasm(a, required(stock, 'StridedSlice')) },
   { name: 'Tile', kernelFunc: (a, stock) => tileWasm(a, required(stock, 'Tile')) },
+  { name: 'Transpose', kernelFunc: (a, stock) => transposeWasm(a, required(stock, 'Transpose')) },
   { name: 'MaxPoolGrad', kernelFunc: (a) => maxPoolGradWasm(a) },
   ...['Add', 'Sub', 'Multiply', 'RealDiv'].map((name) => ({ name, kernelFunc: (a: KernelArgs, stock: tf.KernelConfig | undefined) => binaryWasm(a, required(stock, name)) })),
   { name: 'Square', kernelFunc: (a, stock) => squareWasm(a, required(stock, 'Square')) },
