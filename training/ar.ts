@@ -77,6 +77,8 @@ export interface ArTrainConfig {
   clipNorm: number;
   /** Probability that a generation stream loses its text (classifier-free guidance). */
   conditionDrop: number;
+  /** Loss weight of the text targets of understanding streams relative to the image targets of generation streams. */
+  understandingWeight: number;
   /** Use only the first N records of the token folders (0: all). */
   maxRecords: number;
   seed: number;
@@ -101,6 +103,7 @@ export const AR_TRAIN_DEFAULTS: ArTrainConfig = {
   beta2: 0.95,
   clipNorm: 1,
   conditionDrop: 0.1,
+  understandingWeight: 1,
   maxRecords: 0,
   seed: 0,
   checkpointEvery: 200,
@@ -212,6 +215,7 @@ export async function resolveArConfig(config: string | Partial<ArTrainConfig>): 
   checkNumber('beta2', c.beta2, 0, 1);
   checkNumber('clipNorm', c.clipNorm, 0);
   checkNumber('conditionDrop', c.conditionDrop, 0, 1);
+  checkNumber('understandingWeight', c.understandingWeight, 0);
   checkInt('maxRecords', c.maxRecords, 0);
   checkNumber('seed', c.seed);
   checkInt('checkpointEvery', c.checkpointEvery, 1);
@@ -331,7 +335,7 @@ export async function trainAr(options: TrainArOptions): Promise<TrainArResult> {
   const ckFile = path.join(options.runDir, AR_CHECKPOINT_FILE);
   const logFile = path.join(options.runDir, 'log.jsonl');
   const ck = options.resume === true ? await readCheckpoint(ckFile) : null;
-  const c = ck !== null ? { ...ck.config } : await resolveArConfig(options.config);
+  const c = ck !== null ? { ...AR_TRAIN_DEFAULTS, ...ck.config } : await resolveArConfig(options.config); // fields added since the checkpoint take their defaults
   if (options.steps !== undefined) c.steps = checkInt('steps', options.steps, 0);
   const data = Array.isArray(options.tokens) ? await readArData(options.tokens as string[], c.maxRecords) : (options.tokens as ArData);
   if (ck !== null && ck.tokenizer !== data.tokenizer) {
@@ -440,7 +444,7 @@ export async function trainAr(options: TrainArOptions): Promise<TrainArResult> {
         const k = order.at(step * perStep + i);
         pairs.push({ text: texts[k], image: images[k] });
       }
-      const examples = buildExamples(vocab, pairs, new Rng(c.seed * 1000003 + step), { conditionDrop: c.conditionDrop, ...layout });
+      const examples = buildExamples(vocab, pairs, new Rng(c.seed * 1000003 + step), { conditionDrop: c.conditionDrop, understandingWeight: c.understandingWeight, ...layout });
       const batch = packBatch(examples, vocab.pad);
       options.beforeStep?.(model, step);
       const lr = arLearningRateAt(c, step);

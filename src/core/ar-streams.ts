@@ -129,6 +129,8 @@ export interface ArExample {
   target: Uint8Array;
   /** Anchor (row, column) of each visual id, -1 for other ids: [n * 2]. Null without a grid. */
   pos2d: Int16Array | null;
+  /** Loss weight of each of this stream's targets (default 1). */
+  weight?: number;
 }
 
 /** An image (visual ids 0..K+M-1, the visual BPE's output) with its text. */
@@ -213,9 +215,15 @@ export interface ExamplesOptions extends StreamLayout {
   directions: 'both' | 'generation' | 'understanding';
   /** Probability that a generation stream loses its text (for classifier-free guidance). Default 0.1. */
   conditionDrop: number;
+  /**
+   * Loss weight of an understanding stream's targets relative to a generation
+   * stream's. A text is a few ids and an image tens, so with weight 1 the
+   * answer is a few per cent of the loss. Default 1.
+   */
+  understandingWeight: number;
 }
 
-const EXAMPLES_DEFAULTS: ExamplesOptions = { directions: 'both', conditionDrop: 0.1, grid: undefined, shapeOf: undefined };
+const EXAMPLES_DEFAULTS: ExamplesOptions = { directions: 'both', conditionDrop: 0.1, understandingWeight: 1, grid: undefined, shapeOf: undefined };
 
 /**
  * Streams for a list of pairs, in pair order (generation first, then
@@ -225,19 +233,24 @@ const EXAMPLES_DEFAULTS: ExamplesOptions = { directions: 'both', conditionDrop: 
 export function buildExamples(vocab: Vocab, pairs: readonly ImageText[], rng: Rng, options?: Partial<ExamplesOptions>): ArExample[] {
   const o = resolveOptions('buildExamples', EXAMPLES_DEFAULTS, options);
   checkNumber('conditionDrop', o.conditionDrop, 0, 1);
+  checkNumber('understandingWeight', o.understandingWeight, 0);
   const layout: StreamLayout = { grid: o.grid, shapeOf: o.shapeOf };
   const out: ArExample[] = [];
   for (const pair of pairs) {
     if (o.directions !== 'understanding') out.push(generationExample(vocab, pair, { ...layout, dropCondition: rng.next() < o.conditionDrop }));
-    if (o.directions !== 'generation') out.push(understandingExample(vocab, pair, layout));
+    if (o.directions !== 'generation') {
+      const e = understandingExample(vocab, pair, layout);
+      if (o.understandingWeight !== 1) e.weight = o.understandingWeight;
+      out.push(e);
+    }
   }
   return out;
 }
 
 /**
  * A batch for next-token training, row-major [batch, length]: inputs are
- * ids[0..n-2], targets ids[1..n-1], weights 1 where the target is a target
- * token; rows are padded on the right with `<pad>` (weight 0).
+ * ids[0..n-2], targets ids[1..n-1], weights the example's weight (default 1)
+ * where the target is a target token; rows are padded on the right with `<pad>` (weight 0).
  */
 export interface ArBatch {
   batch: number;
@@ -267,10 +280,11 @@ export function packBatch(examples: readonly ArExample[], padId: number, length?
   examples.forEach((e, b) => {
     if ((e.pos2d !== null) !== hasPos) throw invalidOption(`examples[${b}].pos2d`, hasPos ? '2D positions like examples[0]' : 'null like examples[0]', e.pos2d);
     const n = e.ids.length - 1;
+    const w = e.weight ?? 1;
     for (let t = 0; t < n; t++) {
       inputs[b * T + t] = e.ids[t];
       targets[b * T + t] = e.ids[t + 1];
-      weights[b * T + t] = e.target[t + 1];
+      weights[b * T + t] = e.target[t + 1] * w;
       if (pos2d !== null) {
         pos2d[(b * T + t) * 2] = e.pos2d![2 * t];
         pos2d[(b * T + t) * 2 + 1] = e.pos2d![2 * t + 1];

@@ -115,6 +115,18 @@ describe('training streams', () => {
     expect(packBatch([a], vocab.pad, 12).inputs.length).toBe(12);
     expect(() => packBatch([a], vocab.pad, 5)).toThrow('Expected at least 10 - 1 (the longest example) for length but received 5 of type number');
   });
+
+  it('weights the targets of understanding streams by understandingWeight', () => {
+    const pair = { text: 'c', image: [0, 1, 2, 3] };
+    const [g, u] = buildExamples(vocab, [pair], new Rng(1), { conditionDrop: 0, understandingWeight: 4 });
+    expect(g.weight).toBeUndefined();
+    expect(u.weight).toBe(4);
+    const batch = packBatch([g, u], vocab.pad);
+    const T = batch.length;
+    expect(Array.from(batch.weights.slice(0, T)).filter((w) => w > 0).every((w) => w === 1)).toBe(true);
+    expect(Array.from(batch.weights.slice(T))).toEqual([0, 0, 0, 0, 0, 0, 0, 4, 4, 0].slice(0, T));
+    expect(() => buildExamples(vocab, [pair], new Rng(1), { understandingWeight: -1 })).toThrow('understandingWeight');
+  });
 });
 
 describe('streamController (grammar for constrained sampling)', () => {
