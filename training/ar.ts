@@ -42,7 +42,7 @@ import { backendInfo } from '../src/engine/backend';
 import { AR_BUNDLE_FILE, type ArParts, arBundle, saveArFile } from '../src/io/ar-bundle';
 import { writeFileAtomic } from '../src/io/atomic';
 import { iterateShards, readTokenDir } from '../src/io/dataset';
-import { openStoreSet, type StoreSetOptions } from '../src/io/store';
+import { openStoreSet, shippedConfigFile, type StoreSetOptions } from '../src/io/store';
 import { arLossFn } from '../src/tf/ar-loss';
 import { TRANSFORMER_PRESETS, Transformer, type TransformerConfig, type TransformerPreset } from '../src/tf/transformer';
 import { globalNorm } from './tokenizer';
@@ -179,12 +179,12 @@ const AR_CHECKPOINT_FORMAT = 'vtok-ar-checkpoint';
 export async function resolveArConfig(config: string | Partial<ArTrainConfig>): Promise<ArTrainConfig> {
   let given: Partial<ArTrainConfig>;
   if (typeof config === 'string') {
-    const file = config.endsWith('.json') || config.includes('/') ? config : path.join(__dirname, 'configs', `${config}.json`);
+    const file = config.endsWith('.json') || config.includes('/') ? config : shippedConfigFile(config);
     let text: string;
     try {
       text = await fs.readFile(file, 'utf8');
     } catch {
-      throw new VtokError('INVALID_INPUT', `No AR training config ${JSON.stringify(config)} (looked for ${file}; the shipped ones are ar-tiny and ar-fashion-mnist)`, {
+      throw new VtokError('INVALID_INPUT', `No AR training config ${JSON.stringify(config)} (looked for ${file}; the shipped ones are ar-tiny, ar-fashion-mnist and ar-fashion-mnist-bpe)`, {
         subject: config,
       });
     }

@@ -31,7 +31,7 @@ import * as os from 'node:os';
 import { backendInfo } from '../src/engine/backend';
 import { writeFileAtomic } from '../src/io/atomic';
 import { writeImageGrid } from '../src/io/image';
-import { type StoreSetOptions } from '../src/io/store';
+import { shippedConfigFile, type StoreSetOptions } from '../src/io/store';
 import { saveTokenizer } from '../src/io/tokenizer-bundle';
 import { type QuantizerBatch } from '../src/tf/quantizer';
 import { type TokenizerModel, createTokenizerModel } from '../src/tf/tokenizer';
@@ -162,7 +162,7 @@ const CHECKPOINT_FORMAT = 'vtok-train-checkpoint';
 export async function resolveTrainConfig(config: string | Partial<TrainConfig>): Promise<TrainConfig> {
   let given: Partial<TrainConfig>;
   if (typeof config === 'string') {
-    const file = config.endsWith('.json') || config.includes('/') ? config : path.join(__dirname, 'configs', `${config}.json`);
+    const file = config.endsWith('.json') || config.includes('/') ? config : shippedConfigFile(config);
     let text: string;
     try {
       text = await fs.readFile(file, 'utf8');

@@ -363,16 +363,15 @@ export function defaultStoreDir(options: { store?: string; env?: Readonly<Record
   return path.resolve(chosen === '~' || chosen.startsWith('~/') ? path.join(os.homedir(), chosen.slice(1)) : chosen);
 }
 
-/** The repository's codebooks/ folder (found from this file upwards), or undefined when vtok is not laid out as a repository. */
-export function shippedStoreDir(): string | undefined {
+/**
+ * The folder of vtok's package.json, found from this file upwards (the same
+ * from src/ under tsx and from dist/src/ once compiled), or undefined.
+ */
+export function packageRoot(): string | undefined {
   let dir = __dirname;
   for (;;) {
-    const pkg = path.join(dir, 'package.json');
     try {
-      if (JSON.parse(fs.readFileSync(pkg, 'utf8')).name === 'vtok') {
-        const codebooks = path.join(dir, 'codebooks');
-        return fs.existsSync(codebooks) ? codebooks : undefined;
-      }
+      if (JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')).name === 'vtok') return dir;
     } catch {
       // no package.json here: keep going up
     }
@@ -380,6 +379,22 @@ export function shippedStoreDir(): string | undefined {
     if (up === dir) return undefined;
     dir = up;
   }
+}
+
+/** The repository's codebooks/ folder, or undefined when vtok is not laid out as a repository. */
+export function shippedStoreDir(): string | undefined {
+  const root = packageRoot();
+  if (root === undefined) return undefined;
+  const codebooks = path.join(root, 'codebooks');
+  return fs.existsSync(codebooks) ? codebooks : undefined;
+}
+
+/**
+ * The file of a shipped training config (training/configs/NAME.json). Found
+ * from the package root: the compiled code lives in dist/, the JSON does not.
+ */
+export function shippedConfigFile(name: string): string {
+  return path.join(packageRoot() ?? path.join(__dirname, '..', '..'), 'training', 'configs', `${name}.json`);
 }
 
 /** The user's store then the shipped one (once, writable, when both are the same folder). */
