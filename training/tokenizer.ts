@@ -15,6 +15,12 @@
  * the step, the data stream's position and the config, so that resuming
  * continues the same run exactly.
  *
+ * `initFrom` starts a new run from a stored tokenizer bundle instead of
+ * random weights (warm-start.ts: weights and codebooks loaded, k-means
+ * skipped, EMA statistics seeded from the codebooks, Adam fresh at step 0
+ * with the config's schedule); the parent's id goes into the checkpoint and
+ * the saved bundle (parents, card.initFrom, card.totalSteps).
+ *
  * Example:
  *   const result = await trainTokenizer({ config: 'tiny', data: ['data/photos/train'], runDir: 'runs/tiny', steps: 50 });
  *   result.model;  // TokenizerModel, trained
@@ -36,6 +42,7 @@ import { saveTokenizer } from '../src/io/tokenizer-bundle';
 import { type QuantizerBatch } from '../src/tf/quantizer';
 import { type TokenizerModel, createTokenizerModel } from '../src/tf/tokenizer';
 import { ImageStream, type StreamImage, type StreamState, loadImageDirs } from './data';
+import { type ParentInfo, readInitBundle, warmStart } from './warm-start';
 
 /** Everything that defines a training run (a named JSON file under training/configs, or an object). */
 export interface TrainConfig {
@@ -134,6 +141,14 @@ export interface TrainOptions {
   stopAfter?: number;
   /** Continue from runDir's checkpoint. */
   resume?: boolean;
+  /**
+   * Start from this tokenizer bundle's weights and codebooks instead of random
+   * ones (a name, id or id prefix in `initFromStore`, or a .vtok file); see
+   * warm-start.ts. The model config must match the bundle's. Not with resume.
+   */
+  initFrom?: string;
+  /** Stores to look initFrom up in (default: the user's store, then the shipped codebooks/). */
+  initFromStore?: StoreSetOptions;
   teacher?: Teacher;
   onStep?: (report: StepReport) => void;
   /** Save the final model with saveTokenizer into this store under this name (with a training card in meta). */
@@ -235,6 +250,8 @@ interface Checkpoint {
   trainingState: Record<string, PackedTensor>;
   optimizer: { name: string; shape: number[]; bytes: Uint8Array }[];
   data: StreamState;
+  /** The bundle a warm-started run began from. */
+  initFrom?: ParentInfo;
 }
 
 async function writeCheckpoint(file: string, ck: Checkpoint): Promise<void> {
@@ -358,6 +375,11 @@ async function writeReconGrid(file: string, model: TokenizerModel, data: Float32
 
 /** Trains (or resumes training) a tokenizer; see the file comment. */
 export async function trainTokenizer(options: TrainOptions): Promise<TrainResult> {
+  if (options.initFrom !== undefined && options.resume === true) {
+    throw new VtokError('INVALID_INPUT', `initFrom (${options.initFrom}) cannot be combined with resume: the checkpoint in ${options.runDir} already holds the weights, the optimizer and the quantizer state`, {
+      subject: 'initFrom',
+    });
+  }
   const c = await resolveTrainConfig(options.config);
   if (options.steps !== undefined) c.steps = checkInt('steps', options.steps, 0);
   const images = typeof options.data[0] === 'string' ? await loadImageDirs(options.data as string[], { size: c.loadSize || undefined, fit: c.loadFit }) : (options.data as StreamImage[]);
@@ -375,6 +397,19 @@ export async function trainTokenizer(options: TrainOptions): Promise<TrainResult
   const logFile = path.join(options.runDir, 'log.jsonl');
   let step = 0;
   let skippedSteps = 0;
+  let parent: ParentInfo | undefined;
+  if (options.initFrom !== undefined) {
+    try {
+      const bundle = await readInitBundle(options.initFrom, options.initFromStore);
+      const [h, w] = model.gridShape(c.imageSize, c.imageSize);
+      parent = warmStart(model, bundle, { batchRows: c.batchSize * h * w, ref: options.initFrom });
+      if (!model.codebookStats().initialized) throw new VtokError('INVALID_INPUT', 'Internal error: the warm start did not mark the codebooks initialized');
+    } catch (err) {
+      model.dispose();
+      opt.dispose();
+      throw err;
+    }
+  }
   if (options.resume === true) {
     const ck = await readCheckpoint(ckFile);
     model.setWeights(unpackMap(ck.weights));
@@ -383,6 +418,7 @@ export async function trainTokenizer(options: TrainOptions): Promise<TrainResult
     stream.setState(ck.data);
     step = ck.step;
     skippedSteps = ck.skippedSteps;
+    parent = ck.initFrom ?? undefined; // msgpack may give null for an absent field
   } else {
     await fs.rm(logFile, { force: true });
   }
@@ -400,6 +436,7 @@ export async function trainTokenizer(options: TrainOptions): Promise<TrainResult
       trainingState: packMap(model.getTrainingState()),
       optimizer: await optimizerState(opt),
       data: stream.getState(),
+      ...(parent === undefined ? {} : { initFrom: parent }),
     });
   };
   let logLines: string[] = [];
@@ -495,11 +532,13 @@ export async function trainTokenizer(options: TrainOptions): Promise<TrainResult
       name: options.save.name,
       label: options.save.label,
       store: options.save.store,
+      parents: parent === undefined ? undefined : [parent.id],
       meta: {
         card: {
           data: typeof options.data[0] === 'string' ? [...(options.data as string[])] : `${images.length} in-memory images`,
           images: images.length,
           steps: step,
+          ...(parent === undefined ? {} : { initFrom: parent, totalSteps: parent.totalSteps === null ? null : parent.totalSteps + step }),
           skippedSteps,
           wallSeconds,
           teacher: options.teacher?.name ?? null,

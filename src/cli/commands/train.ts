@@ -12,6 +12,8 @@ interface TrainTokenizerArgs extends EngineArgs {
   steps?: number;
   stopAfter?: number;
   resume?: boolean;
+  initFrom?: string;
+  store?: string;
   teacher?: string;
   teacherLayer?: string;
 }
@@ -25,15 +27,26 @@ const tokenizerCommand: CommandModule<object, TrainTokenizerArgs> = {
       .option('data', { type: 'string', array: true, demandOption: true, describe: 'Image folder(s); random crops of the config\'s imageSize (repeat --data for several)' })
       .option('run', { type: 'string', demandOption: true, describe: 'Run folder: checkpoint.msgpack, log.jsonl, recon-<step>.png' })
       .option('name', { type: 'string', describe: 'Save the final tokenizer into the store under this name (with a training card)' })
-      .option('store', { type: 'string', describe: 'Store folder to save into (default VTOK_STORE, else ~/.vtok/store)' })
+      .option('store', { type: 'string', describe: 'Store folder to save into and to look --init-from up in (default VTOK_STORE, else ~/.vtok/store; then the shipped codebooks/)' })
       .option('steps', { type: 'number', describe: 'Total steps (overrides the config; sets the learning-rate schedule)' })
       .option('stop-after', { type: 'number', describe: 'Stop (with a checkpoint) after this step without changing the schedule; continue later with --resume' })
       .option('resume', { type: 'boolean', describe: 'Continue the run in --run exactly where its checkpoint left it' })
+      .option('init-from', {
+        type: 'string',
+        describe:
+          'Start a new run from a stored tokenizer (name, id, 8+ digit id prefix, or .vtok file) instead of random weights: its weights and codebooks, ' +
+          'no k-means, EMA statistics seeded from the codebooks, fresh Adam with the config\'s warm-up and schedule over --steps. The model config ' +
+          '(and --teacher) must match the bundle\'s; the saved tokenizer records it as its parent. Not with --resume (the checkpoint has everything)',
+      })
       .option('teacher', { type: 'string', describe: 'Semantic teacher: nsfwjs-mobilenet-v2, or a TF.js model.json (layers or graph model)' })
       .option('teacher-layer', { type: 'string', describe: 'Layer/node of the teacher to distil (needed for a model.json; default block_13_expand_relu for MobileNetV2)' })
       .example('$0 train tokenizer --config tiny --data data/photos/train --run runs/tiny --steps 50', 'a quick look')
       .example('$0 train tokenizer --data data/photos/train --run runs/default --teacher nsfwjs-mobilenet-v2 --name mine', 'the default recipe, saved as "mine"')
-      .example('$0 train tokenizer --data data/photos/train --run runs/default --teacher nsfwjs-mobilenet-v2 --resume', 'continue after an interruption') as never,
+      .example('$0 train tokenizer --data data/photos/train --run runs/default --teacher nsfwjs-mobilenet-v2 --resume', 'continue after an interruption')
+      .example(
+        '$0 train tokenizer --data data/photos/train --run runs/default-more --teacher nsfwjs-mobilenet-v2 --init-from default --steps 1000 --name default-more',
+        'train the shipped default further in a new session (no checkpoint needed)',
+      ) as never,
   handler: async (args) =>
     withEngine(args, async () => {
       const config = await resolveTrainConfig(args.config);
@@ -55,6 +68,8 @@ const tokenizerCommand: CommandModule<object, TrainTokenizerArgs> = {
           steps: args.steps,
           stopAfter: args.stopAfter,
           resume: Boolean(args.resume),
+          initFrom: args.initFrom,
+          initFromStore: { store: args.store },
           teacher,
           save: args.name === undefined ? undefined : { name: args.name, store: { store: args.store } },
           onStep: (r) => {
