@@ -32,7 +32,7 @@ import * as tf from '@tensorflow/tfjs';
 import { pack, unpack } from 'msgpackr';
 import { VtokError, checkInt, checkNumber, checkOneOf, resolveOptions } from '../src/core/errors';
 import { type TensorMap, type TensorRecord, type TypedKind, tensorRecord, typedArrayFromLittleEndian, typedArrayToLittleEndian } from '../src/core/tensor-map';
-import { type TokenizerConfig } from '../src/core/tokenizer-config';
+import { type TokenizerConfig, resolveTokenizerConfig } from '../src/core/tokenizer-config';
 import * as os from 'node:os';
 import { backendInfo } from '../src/engine/backend';
 import { writeFileAtomic } from '../src/io/atomic';
@@ -42,7 +42,7 @@ import { saveTokenizer } from '../src/io/tokenizer-bundle';
 import { type QuantizerBatch } from '../src/tf/quantizer';
 import { type TokenizerModel, createTokenizerModel } from '../src/tf/tokenizer';
 import { ImageStream, type StreamImage, type StreamState, loadImageDirs } from './data';
-import { type ParentInfo, readInitBundle, warmStart } from './warm-start';
+import { type ParentInfo, checkInitBundle, readInitBundle, warmStart } from './warm-start';
 
 /** Everything that defines a training run (a named JSON file under training/configs, or an object). */
 export interface TrainConfig {
@@ -382,6 +382,9 @@ export async function trainTokenizer(options: TrainOptions): Promise<TrainResult
   }
   const c = await resolveTrainConfig(options.config);
   if (options.steps !== undefined) c.steps = checkInt('steps', options.steps, 0);
+  // The bundle to start from is read and checked before the images load (a typo should not wait for a dataset).
+  const initBundle = options.initFrom === undefined ? undefined : await readInitBundle(options.initFrom, options.initFromStore);
+  if (initBundle !== undefined) checkInitBundle(initBundle, resolveTokenizerConfig(c.model), options.initFrom);
   const images = typeof options.data[0] === 'string' ? await loadImageDirs(options.data as string[], { size: c.loadSize || undefined, fit: c.loadFit }) : (options.data as StreamImage[]);
   const stream = new ImageStream(images, { size: c.imageSize, seed: c.seed, flip: c.flip, minStd: c.minCropStd });
   const model = createTokenizerModel(c.model, c.seed);
@@ -398,11 +401,10 @@ export async function trainTokenizer(options: TrainOptions): Promise<TrainResult
   let step = 0;
   let skippedSteps = 0;
   let parent: ParentInfo | undefined;
-  if (options.initFrom !== undefined) {
+  if (initBundle !== undefined) {
     try {
-      const bundle = await readInitBundle(options.initFrom, options.initFromStore);
       const [h, w] = model.gridShape(c.imageSize, c.imageSize);
-      parent = warmStart(model, bundle, { batchRows: c.batchSize * h * w, ref: options.initFrom });
+      parent = warmStart(model, initBundle, { batchRows: c.batchSize * h * w, ref: options.initFrom });
       if (!model.codebookStats().initialized) throw new VtokError('INVALID_INPUT', 'Internal error: the warm start did not mark the codebooks initialized');
     } catch (err) {
       model.dispose();

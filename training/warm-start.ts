@@ -101,6 +101,21 @@ export function configMismatch(bundleConfig: TokenizerConfig, runConfig: Tokeniz
   return undefined;
 }
 
+function initError(bundle: Bundle, ref: string | undefined, what: string): VtokError {
+  return new VtokError('INVALID_INPUT', `Cannot initialize from bundle ${bundle.id.slice(0, 12)}${ref === undefined ? '' : ` (${ref})`}: ${what}`, {
+    subject: bundle.id,
+  });
+}
+
+/** Throws unless the bundle is a tokenizer whose model config matches `config` (see configMismatch). Cheap: no tensors. */
+export function checkInitBundle(bundle: Bundle, config: TokenizerConfig, ref?: string): void {
+  if (bundle.kind !== TOKENIZER_KIND) throw initError(bundle, ref, `it is a ${bundle.kind}, not a tokenizer`);
+  const saved = (bundle.config as { model?: Partial<TokenizerConfig> } | undefined)?.model;
+  if (saved === undefined || saved === null || typeof saved !== 'object') throw initError(bundle, ref, 'it has no model config');
+  const mismatch = configMismatch(resolveTokenizerConfig(saved), config);
+  if (mismatch !== undefined) throw initError(bundle, ref, `its model config differs in ${mismatch}`);
+}
+
 /**
  * Loads a tokenizer bundle into a freshly built model and seeds its quantizer
  * state (see the file comment). Throws, changing nothing, when the bundle is
@@ -108,16 +123,8 @@ export function configMismatch(bundleConfig: TokenizerConfig, runConfig: Tokeniz
  * `batchRows`: code positions per training batch (batchSize * h * w).
  */
 export function warmStart(model: TokenizerModel, bundle: Bundle, options: { batchRows: number; ref?: string }): ParentInfo {
-  const short = bundle.id.slice(0, 12);
-  const fail = (what: string): VtokError =>
-    new VtokError('INVALID_INPUT', `Cannot initialize from bundle ${short}${options.ref === undefined ? '' : ` (${options.ref})`}: ${what}`, {
-      subject: bundle.id,
-    });
-  if (bundle.kind !== TOKENIZER_KIND) throw fail(`it is a ${bundle.kind}, not a tokenizer`);
-  const saved = (bundle.config as { model?: Partial<TokenizerConfig> } | undefined)?.model;
-  if (saved === undefined || saved === null || typeof saved !== 'object') throw fail('it has no model config');
-  const mismatch = configMismatch(resolveTokenizerConfig(saved), model.config);
-  if (mismatch !== undefined) throw fail(`its model config differs in ${mismatch}`);
+  const fail = (what: string): VtokError => initError(bundle, options.ref, what);
+  checkInitBundle(bundle, model.config, options.ref);
   try {
     model.setWeights(bundle.tensors);
   } catch (err) {

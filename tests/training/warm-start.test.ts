@@ -5,10 +5,12 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend, shutdownBackend } from '../../src/engine/backend';
 import { type StoreSetOptions, openStoreSet } from '../../src/io/store';
 import { loadTokenizer } from '../../src/io/tokenizer-bundle';
+import { tensorRecord } from '../../src/core/tensor-map';
 import { PIXEL_CODEBOOK, SEMANTIC_CODEBOOK } from '../../src/tf/quantizer';
+import { createTokenizerModel } from '../../src/tf/tokenizer';
 import { type StreamImage } from '../../training/data';
 import { type TrainConfig, type TrainResult, resolveTrainConfig, trainTokenizer } from '../../training/tokenizer';
-import { type ParentInfo, warmStartClusterSize } from '../../training/warm-start';
+import { type ParentInfo, warmStart, warmStartClusterSize } from '../../training/warm-start';
 
 
 /** Three 16 x 16 ramps (as in tokenizer.test.ts); with batch 3, no flips and crop = image, every batch is these three. */
@@ -149,7 +151,24 @@ it('names the first mismatching config field, refuses resume, and changes nothin
     /initFrom \(parent\) cannot be combined with resume/,
   );
   await expect(trainTokenizer({ config: await config(), data: images(), runDir: dir, initFrom: 'no-such', initFromStore: store })).rejects.toThrow(/No bundle "no-such"/);
+  await expect(trainTokenizer({ config: await config(), data: images(), runDir: dir, initFrom: path.join(root, 'nope.vtok') })).rejects.toThrow(/nope\.vtok/);
   expect(await fs.readdir(dir)).toEqual([]);
+  expect(tf.memory().numTensors).toBe(before);
+});
+
+it('a weight of the wrong shape is named, and the model is left as it was', async () => {
+  const before = tf.memory().numTensors;
+  const bundle = await openStoreSet(store).get('parent');
+  const bad = { ...bundle, tensors: { ...bundle.tensors, [PIXEL_CODEBOOK]: tensorRecord('float32', [8, 3], new Float32Array(24)) } };
+  const model = createTokenizerModel(parent.model.config, 5);
+  const w0 = model.getWeights();
+  expect(() => warmStart(model, bad, { batchRows: 12, ref: 'parent' })).toThrow(
+    /Cannot initialize from bundle [0-9a-f]{12} \(parent\): Expected weight quantizer.pixel to be float32 \[8, 4\] but received float32 \[8, 3\]/,
+  );
+  const w1 = model.getWeights();
+  for (const k of Object.keys(w0)) expect(Array.from(w1[k].data)).toEqual(Array.from(w0[k].data));
+  expect(model.codebookStats().initialized).toBe(false);
+  model.dispose();
   expect(tf.memory().numTensors).toBe(before);
 });
 
