@@ -8,7 +8,12 @@
  * with a training card; the run folder (checkpoint, log.jsonl, grids) is
  * runs/default. Resume an interrupted run with --resume.
  *
- *   npx tsx training/recipes/default.ts [--resume] [--smoke N] [--threads T]
+ *   npx tsx training/recipes/default.ts [--resume] [--init-from REF] [--steps N] [--smoke N] [--threads T]
+ *
+ * --init-from REF continues training a stored tokenizer (e.g. `default`, the
+ * shipped one: weights and codebooks, fresh Adam with the config's warm-up)
+ * for --steps N more steps; resume an interrupted continuation with
+ * --resume and the same --steps.
  *
  * --smoke N trains N steps into runs/default-smoke, saves nothing, and prints
  * the measured steps/s and the projected time of the full run.
@@ -27,10 +32,13 @@ async function main(): Promise<void> {
   };
   const smoke = flag('--smoke') === undefined ? undefined : Number(flag('--smoke'));
   const threads = Number(flag('--threads') ?? 2);
+  const initFrom = flag('--init-from');
+  const steps = flag('--steps') === undefined ? undefined : Number(flag('--steps'));
   const root = path.join(__dirname, '..', '..');
   await initBackend({ backend: 'wasm', threads });
   try {
     const config = await resolveTrainConfig('default');
+    if (steps !== undefined) config.steps = steps;
     const teacher = await loadTeacher({ source: 'nsfwjs-mobilenet-v2' });
     const runDir = path.join(root, 'runs', smoke === undefined ? 'default' : 'default-smoke');
     const t0 = Date.now();
@@ -40,6 +48,8 @@ async function main(): Promise<void> {
       runDir,
       teacher,
       resume: args.includes('--resume'),
+      initFrom,
+      initFromStore: { store: path.join(root, 'codebooks'), shipped: false }, // 'default' = the shipped bundle, not a user's
       stopAfter: smoke,
       grids: smoke === undefined,
       save: smoke === undefined ? { name: 'default', store: { store: path.join(root, 'codebooks'), shipped: false } } : undefined,
