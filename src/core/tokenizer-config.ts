@@ -42,8 +42,15 @@ export interface TokenizerConfig {
   pixelDim: number;
   /** K: codes shared by both codebooks (one index selects a row of each). Default 1024. */
   codebookSize: number;
-  /** w in d[k] = |z_s - E_s[k]|^2 + w |z_p - E_p[k]|^2. 0 chooses codes by semantics alone. Default 1 (TokenFlow). */
+  /** w in d[k] = v |z_s - E_s[k]|^2 + w |z_p - E_p[k]|^2. 0 chooses codes by semantics alone. Default 1 (TokenFlow). */
   pixelWeight: number;
+  /**
+   * v in d[k] = v |z_s - E_s[k]|^2 + w |z_p - E_p[k]|^2 (also weighs the semantic
+   * commitment and codebook losses, as w does the pixel ones). 0 chooses codes by
+   * the pixel branch alone: the pixel-only baseline of the semantic ablation
+   * (training/configs/ablation-pixel.json). v + w must be positive. Default 1.
+   */
+  semanticWeight: number;
   /** beta: weight of the commitment loss (VQ-VAE, van den Oord et al. 2017). Default 0.25. */
   beta: number;
   /**
@@ -103,6 +110,7 @@ export const TOKENIZER_DEFAULTS: TokenizerConfig = {
   pixelDim: 8,
   codebookSize: 1024,
   pixelWeight: 1,
+  semanticWeight: 1,
   beta: 0.25,
   codebookUpdate: 'ema',
   emaDecay: 0.99,
@@ -148,6 +156,10 @@ export function resolveTokenizerConfig(config: Partial<TokenizerConfig> = {}): T
   checkInt('pixelDim', c.pixelDim, 1, 1024);
   checkInt('codebookSize', c.codebookSize, 2, 1 << 20);
   checkNumber('pixelWeight', c.pixelWeight, 0, 1000);
+  checkNumber('semanticWeight', c.semanticWeight, 0, 1000);
+  if (c.semanticWeight + c.pixelWeight === 0) {
+    throw new VtokError('INVALID_OPTION', 'Expected semanticWeight and pixelWeight not both 0 (the code distance would be 0 for every code)', { subject: 'semanticWeight' });
+  }
   checkNumber('beta', c.beta, 0, 1000);
   checkOneOf('codebookUpdate', c.codebookUpdate, ['ema', 'loss']);
   checkNumber('emaDecay', c.emaDecay, 0.000001, 0.999999);

@@ -4,12 +4,15 @@
  *
  * For one position with l2-normalized latents z_s [d_s] and z_p [d_p], and
  * l2-normalized codebooks E_s [K, d_s], E_p [K, d_p]:
- *   d[k]  = |z_s - E_s[k]|^2 + w |z_p - E_p[k]|^2,   index = argmin_k d[k]
+ *   d[k]  = v |z_s - E_s[k]|^2 + w |z_p - E_p[k]|^2,   index = argmin_k d[k]
  *   q_s, q_p = E_s[index], E_p[index], passed on with the straight-through
  *   estimator (value of q, gradient of z).
- * Losses, averaged over positions (with the same weight w as the distance):
- *   commit   = beta * (|z_s - sg(q_s)|^2 + w |z_p - sg(q_p)|^2)   (trains the encoder)
- *   codebook =        |sg(z_s) - q_s|^2 + w |sg(z_p) - q_p|^2     (trains the codebooks when codebookUpdate is 'loss'; with 'ema' it is a metric)
+ * v is semanticWeight (default 1, TokenFlow's distance), w is pixelWeight;
+ * v = 0 chooses codes by the pixel branch alone (the pixel-only ablation),
+ * w = 0 by the semantic branch alone.
+ * Losses, averaged over positions (with the same weights v, w as the distance):
+ *   commit   = beta * (v |z_s - sg(q_s)|^2 + w |z_p - sg(q_p)|^2)   (trains the encoder)
+ *   codebook =        v |sg(z_s) - q_s|^2 + w |sg(z_p) - q_p|^2     (trains the codebooks when codebookUpdate is 'loss'; with 'ema' it is a metric)
  *
  * Codebook health (the state lives on the host as typed arrays; `update` is
  * called once per training step with what the forward pass saw):
@@ -181,17 +184,19 @@ export class DualQuantizer {
   /**
    * argmin_k of d[k] for every row: zs [N, d_s], zp [N, d_p] (normalized) -> [N] int32.
    * With |a - b|^2 = |a|^2 - 2 a.b + |b|^2 and |z|^2 the same for every k,
-   * argmin_k d[k] = argmax_k (z_s.E_s[k] + w z_p.E_p[k] - (|E_s[k]|^2 + w |E_p[k]|^2) / 2):
-   * one matmul of [z_s, w z_p, 1] with [E_s, E_p, -norms/2] (no broadcast op
+   * argmin_k d[k] = argmax_k (v z_s.E_s[k] + w z_p.E_p[k] - (v |E_s[k]|^2 + w |E_p[k]|^2) / 2):
+   * one matmul of [v z_s, w z_p, 1] with [E_s, E_p, -norms/2] (no broadcast op
    * over the [N, K] scores, which is slow on the cpu backend).
    */
   nearest(zs: tf.Tensor2D, zp: tf.Tensor2D, es: tf.Tensor2D, ep: tf.Tensor2D): tf.Tensor1D {
-    const w = this.config.pixelWeight;
+    const { pixelWeight: w, semanticWeight: v } = this.config;
     const N = zs.shape[0];
     const D = this.ds + this.dp + 1;
-    const halfNorms = tf.mul(-0.5, tf.add(tf.sum(tf.square(es), 1, true), tf.mul(w, tf.sum(tf.square(ep), 1, true)))); // [K, 1]
+    // v = 1 (the default) skips its multiplications, so the default's ops are the ones it always ran.
+    const byV = <T extends tf.Tensor>(t: T): T => (v === 1 ? t : tf.mul(t, v));
+    const halfNorms = tf.mul(-0.5, tf.add(byV(tf.sum(tf.square(es), 1, true)), tf.mul(w, tf.sum(tf.square(ep), 1, true)))); // [K, 1]
     const ecat = tf.concat([es, ep, halfNorms], 1); // [K, D]
-    const zcat = tf.concat([zs, tf.mul(zp, w), tf.ones([N, 1])], 1); // [N, D]
+    const zcat = tf.concat([byV(zs), tf.mul(zp, w), tf.ones([N, 1])], 1); // [N, D]
     const chunk = Math.max(1, Math.floor(DISTANCE_BUDGET / this.K));
     const parts: tf.Tensor1D[] = [];
     for (let start = 0; start < N; start += chunk) {
@@ -208,14 +213,15 @@ export class DualQuantizer {
 
   /** Quantizes flat latents zs [N, d_s], zp [N, d_p] (normalized); see QuantizeResult. */
   quantize(zs: tf.Tensor2D, zp: tf.Tensor2D): QuantizeResult {
-    const { beta, pixelWeight: w } = this.config;
+    const { beta, pixelWeight: w, semanticWeight: v } = this.config;
     const { es, ep } = this.codebooks();
     const codes = detached(() => this.nearest(zs, zp, es, ep)); // [N], off the gradient tape
     const qsRaw = tf.gather(es, codes) as tf.Tensor2D; // [N, d_s]
     const qpRaw = tf.gather(ep, codes) as tf.Tensor2D; // [N, d_p]
     const dist = (a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor1D => tf.sum(tf.square(tf.sub(a, b)), 1); // [N]
-    const commit = tf.mul(beta, tf.mean(tf.add(dist(zs, stopGradient(qsRaw)), tf.mul(w, dist(zp, stopGradient(qpRaw)))))) as tf.Scalar;
-    const codebook = tf.mean(tf.add(dist(stopGradient(zs), qsRaw), tf.mul(w, dist(stopGradient(zp), qpRaw)))) as tf.Scalar;
+    const byV = (t: tf.Tensor1D): tf.Tensor1D => (v === 1 ? t : tf.mul(v, t)); // v = 1: the default's ops unchanged
+    const commit = tf.mul(beta, tf.mean(tf.add(byV(dist(zs, stopGradient(qsRaw))), tf.mul(w, dist(zp, stopGradient(qpRaw)))))) as tf.Scalar;
+    const codebook = tf.mean(tf.add(byV(dist(stopGradient(zs), qsRaw)), tf.mul(w, dist(stopGradient(zp), qpRaw)))) as tf.Scalar;
     return { codes, qs: straightThrough(zs, qsRaw), qp: straightThrough(zp, qpRaw), commit, codebook };
   }
 
@@ -259,13 +265,16 @@ export class DualQuantizer {
 
   /**
    * Initializes both codebooks by k-means on `n` latent rows [z_s, z_p]
-   * ([n, d_s + d_p] row-major, normalized). `batchRows` scales the EMA
-   * cluster sizes to one batch (expected positions per code per update).
+   * ([n, d_s + d_p] row-major, normalized), with the distance's weights v and w
+   * (with v = 0 the clusters are the pixel branch's; the semantic rows of the
+   * codebook are then the normalized means of the semantic latents of each
+   * cluster). `batchRows` scales the EMA cluster sizes to one batch (expected
+   * positions per code per update).
    */
   initFromLatents(rows: Float32Array, n: number, batchRows = n): void {
     const { ds, dp, K } = this;
     const D = ds + dp;
-    const weights = new Float32Array(D).fill(1).fill(this.config.pixelWeight, ds);
+    const weights = new Float32Array(D).fill(this.config.semanticWeight, 0, ds).fill(this.config.pixelWeight, ds);
     const project = (c: Float32Array): void => normalizeBranches(c, K, ds, dp);
     const r = kmeans(rows, n, D, K, { iters: this.config.kmeansIters, seeding: this.config.kmeansSeeding, rng: this.rng, weights, project });
     const es = new Float32Array(K * ds);
