@@ -127,3 +127,37 @@ export function growInt32(x: Int32Array, n: number, fill = 0): Int32Array<ArrayB
   if (fill !== 0) y.fill(fill, x.length);
   return y;
 }
+
+/**
+ * Integer triples (a, b, c) by dense index 0, 1, 2, ... in insertion order,
+ * with no index from triple to entry (for callers that find their entries
+ * another way).
+ */
+export class TripleList {
+  ka: Int32Array;
+  kb: Int32Array;
+  kc: Int32Array;
+  /** Number of entries. */
+  size = 0;
+
+  constructor(initialCapacity = 1024) {
+    const n = Math.max(16, initialCapacity);
+    this.ka = new Int32Array(n);
+    this.kb = new Int32Array(n);
+    this.kc = new Int32Array(n);
+  }
+
+  /** Appends (a, b, c) and returns its index. */
+  add(a: number, b: number, c: number): number {
+    const i = this.size++;
+    if (i >= this.ka.length) {
+      this.ka = growInt32(this.ka, i + 1);
+      this.kb = growInt32(this.kb, i + 1);
+      this.kc = growInt32(this.kc, i + 1);
+    }
+    this.ka[i] = a;
+    this.kb[i] = b;
+    this.kc[i] = c;
+    return i;
+  }
+}

@@ -53,7 +53,7 @@
  */
 import { VtokError, checkInt, checkOneOf, invalidOption, resolveOptions, describeValue } from '../errors';
 import { BpeModel, BpeDirections, BpeMode, BpePriority, BpeSettings, checkGridSize } from './model';
-import { PairIndex, growInt32 } from './pairindex';
+import { PairIndex, TripleList, growInt32 } from './pairindex';
 import { ShapeTable, packOffset, offsetDx, offsetDy } from './shapes';
 
 /** One grid of base codes, row-major. */
@@ -106,6 +106,30 @@ export interface BpePairState {
 const MAX_VOCAB = 1 << 22;
 const FORBIDDEN = 1;
 const TOUCHED = 2;
+/** Directions from a contact cell to the neighbouring cell of a merged instance. */
+const EDGE_RIGHT = 0;
+const EDGE_LEFT = 1;
+const EDGE_DOWN = 2;
+const EDGE_UP = 3;
+/** Occurrences collected and then merged at a time (for a != b). */
+const MERGE_BATCH = 256;
+
+/** Hash of a per-step key (tag, packed offset). */
+function stepHash(tag: number, off: number): number {
+  let h = Math.imul(tag ^ Math.imul(off, 0x85ebca77), 0x9e3779b1);
+  h ^= h >>> 15;
+  return Math.imul(h, 0xc2b2ae3d) ^ (h >>> 13);
+}
+
+/** Per-merge tables of the merged shape's contact cells (see contactSides). */
+interface ContactTables {
+  side: Uint8Array;
+  edgeA: Int8Array;
+  edgeB: Int8Array;
+  tJ: Int32Array;
+  tDir: Uint8Array;
+  nT: number;
+}
 
 /**
  * Incremental trainer. `train()` runs to the stopping rule; `step()` makes one
@@ -120,7 +144,11 @@ export class BpeTrainer {
   // Corpus state, one entry per cell of the concatenated grids.
   private readonly tok: Int32Array; // token id at an anchor; -1 elsewhere; -2 while an instance is being replaced
   private readonly owner: Int32Array; // anchor of the instance covering the cell
-  private readonly rowCol: Int32Array; // row * 32768 + column of each cell in its grid (one read for both)
+  /** row * 32768 + column of each cell in its grid (one read for both); empty when all grids have one size (see rowColOf). */
+  private readonly rowCol: Int32Array;
+  /** 1 / (sameH * sameW) and 1 / sameW, for rowColOf. */
+  private readonly invHW: number;
+  private readonly invW: number;
   private readonly gridOf: Int32Array;
   private readonly gridH: Int32Array;
   private readonly gridW: Int32Array;
@@ -132,7 +160,13 @@ export class BpeTrainer {
   private readonly markAt: Int32Array; // index in the neighbour list of a marked anchor
   private stamp = 0;
   // Pair keys (a, b, packed offset) -> dense index k, and per-key state.
-  private readonly keys: PairIndex;
+  private readonly keys: TripleList;
+  /** Keys of the initial pairs when K > 2048 (no baseKeys table); null after the initial count. */
+  private initIndex: PairIndex | null;
+  /** Per token, the keys it is part of: a linked list through keyNextA (token on the left) and keyNextB (on the right). */
+  private keyHead = new Int32Array(1 << 12).fill(-1);
+  private keyNextA = new Int32Array(1 << 16);
+  private keyNextB = new Int32Array(1 << 16);
   /** Key index of base pairs (a, b) side by side at [a*K + b], stacked at [(K + a)*K + b]; -1 = not yet; null when K > 2048. */
   private readonly baseKeys: Int32Array | null;
   /**
@@ -170,6 +204,25 @@ export class BpeTrainer {
   private nbA = new Int32Array(64);
   private nbB = new Int32Array(64);
   private nbSide = new Uint8Array(64);
+  private nbKey = new Int32Array(64);
+  private nbKeyA = new Int32Array(64);
+  private nbKeyB = new Int32Array(64);
+  private nbOf = new Int32Array(64);
+  private cs: ContactTables = { side: new Uint8Array(64), edgeA: new Int8Array(64), edgeB: new Int8Array(64), tJ: new Int32Array(256), tDir: new Uint8Array(256), nT: 0 };
+  /**
+   * Key of the pair across each edge between two cells of different instances:
+   * edgeR[c] between c and c + 1, edgeD[c] between c and the cell below. Every
+   * edge between two live instances holds the key of their pair (rewritten
+   * around each new instance), so removing an instance needs no key lookup.
+   */
+  private readonly edgeR: Int32Array;
+  private readonly edgeD: Int32Array;
+  /** Per-step key table (stepKey): open addressing, [tag, offset, key, stamp] per slot; stamp = step. */
+  private stepTab = new Int32Array(4 << 12);
+  private stepMask = (1 << 12) - 1;
+  private stepCount = 0;
+  private stepStamp = 0;
+  private stepTok = 0;
   private selfSeen = new Int32Array(16);
   private collect = new Int32Array(1024);
   private done = false;
@@ -219,10 +272,14 @@ export class BpeTrainer {
     this.sameW = same ? this.gridW[0] : 0;
     this.tok = new Int32Array(N);
     this.owner = new Int32Array(N);
-    this.rowCol = new Int32Array(N);
+    this.rowCol = new Int32Array(this.sameW === 0 ? N : 0);
+    this.invHW = this.sameW === 0 ? 0 : 1 / (this.sameH * this.sameW);
+    this.invW = this.sameW === 0 ? 0 : 1 / this.sameW;
     this.gridOf = new Int32Array(N);
     this.mark = new Int32Array(N);
     this.markAt = new Int32Array(N);
+    this.edgeR = new Int32Array(this.horizontal ? N : 0);
+    this.edgeD = new Int32Array(this.vertical ? N : 0);
     const K = o.baseVocab;
     for (let g = 0; g < G; g++) {
       const codes = corpus[g].codes;
@@ -237,21 +294,25 @@ export class BpeTrainer {
         const p = s + i;
         this.tok[p] = c;
         this.owner[p] = p;
-        this.rowCol[p] = Math.floor(i / W) * 32768 + (i % W);
+        if (this.sameW === 0) this.rowCol[p] = Math.floor(i / W) * 32768 + (i % W);
         this.gridOf[p] = g;
       }
     }
     // Distinct pair keys grow to about half the number of cells on real code grids (2.8M for
     // 5.1M cells at 30,000 ids): size the key table for that up front instead of rehashing.
     const keyCap = Math.max(1 << 16, Math.min(N >> 1, 1 << 23));
-    this.keys = new PairIndex(keyCap);
+    this.keys = new TripleList(keyCap);
+    this.initIndex = this.baseKeys === null ? new PairIndex(1 << 16) : null;
     this.growKeys(keyCap);
-    // Position entries: about 2 per cell for the first pairs plus about 3 per cell made during a
-    // long run (16x16 grids at 30,000 ids); beyond that the pool compacts or doubles.
-    const poolCap = Math.max(1024, 5 * N + 1024);
+    // Position entries: about 2 per cell for the first pairs plus about 4 per cell made during a
+    // long run (5.8 per cell for 16x16 grids at 30,000 ids); beyond that the pool compacts or
+    // doubles. Compacting walks every entry at random, so leave room: pages of a fresh typed
+    // array that are never written cost no memory.
+    const poolCap = Math.max(1024, 8 * N + 1024);
     this.nodePos = new Int32Array(poolCap);
     this.nodeNext = new Int32Array(poolCap);
     this.initialCounts();
+    this.initIndex = null;
   }
 
   /** Runs merges until a stopping rule holds; returns the model. */
@@ -297,7 +358,9 @@ export class BpeTrainer {
     const off = this.keys.kc[k];
     const dy = offsetDy(off);
     const dx = offsetDx(off);
+    const sizeBefore = this.shapes.size;
     const t = this.shapes.add(a, b, dy, dx);
+    this.beginStepKeys(t, this.shapes.size === sizeBefore);
     this.mLeft.push(a);
     this.mRight.push(b);
     this.mDy.push(dy);
@@ -390,13 +453,29 @@ export class BpeTrainer {
     return (f * f) / this.groupTotal[this.groupOf[k]];
   }
 
+  /**
+   * row * 32768 + column of cell p in its grid. Grids of one size: computed (exact: the quotients
+   * are at least 0.5 / size away from an integer, far above the rounding error), which saves a
+   * memory read at a random place per call.
+   */
+  private rowColOf(p: number): number {
+    const W = this.sameW;
+    if (W === 0) return this.rowCol[p];
+    const l = p - Math.floor((p + 0.5) * this.invHW) * (this.sameH * W);
+    const y = Math.floor((l + 0.5) * this.invW);
+    return y * 32768 + (l - y * W);
+  }
+
   private valid(p: number, a: number, b: number, off: number): boolean {
     if (this.tok[p] !== a) return false;
     const W = this.sameW || this.gridW[this.gridOf[p]];
     return this.tok[p + offsetDy(off) * W + offsetDx(off)] === b;
   }
 
-  /** Index of key (a, b, dy, dx), creating it (and deciding whether shape limits forbid it) when new. */
+  /**
+   * Index of the key of an initial pair (a, b base codes, dy, dx), creating it when new. After the
+   * initial count every new key involves the token of the current merge: see stepKey.
+   */
   private keyOf(a: number, b: number, dy: number, dx: number): number {
     // Two base codes touch only side by side or stacked: look those keys up in a direct table.
     const K = this.options.baseVocab;
@@ -405,34 +484,43 @@ export class BpeTrainer {
       const slot = (dy === 0 ? a : K + a) * K + b;
       const k = table[slot];
       if (k >= 0) return k;
-      return (table[slot] = this.internKey(a, b, dy, dx));
+      return (table[slot] = this.newKey(a, b, dy, dx));
     }
-    return this.internKey(a, b, dy, dx);
+    const ix = this.initIndex;
+    if (ix === null) throw new VtokError('BPE', 'internal: keyOf after the initial count');
+    const before = ix.size;
+    const i = ix.intern(a, b, packOffset(dy, dx));
+    return i < before ? i : this.newKey(a, b, dy, dx);
   }
 
-  private internKey(a: number, b: number, dy: number, dx: number): number {
-    const off = packOffset(dy, dx);
-    const before = this.keys.size;
-    const k = this.keys.intern(a, b, off);
-    if (this.keys.size > before) {
-      if (k * 4 >= this.rec.length) this.growKeys(k + 1);
-      this.rec[k * 4] = 0;
-      this.rec[k * 4 + 1] = -1;
-      const s = this.shapes.mergedSize(a, b, dy, dx);
-      const o = this.options;
-      this.rec[k * 4 + 2] = s.cells > o.maxShapeCells || s.height > o.maxExtent || s.width > o.maxExtent ? FORBIDDEN : 0;
-      if (this.spatial) {
-        const gb = this.groups.size;
-        const g = this.groups.intern(a, b, 0);
-        if (this.groups.size > gb) {
-          if (g >= this.groupHead.length) this.growGroups(g + 1);
-          this.groupHead[g] = -1;
-          this.groupTotal[g] = 0;
-        }
-        this.groupOf[k] = g;
-        this.nextInGroup[k] = this.groupHead[g];
-        this.groupHead[g] = k;
+  /** Creates key (a, b, dy, dx) (deciding whether shape limits forbid it) and returns its index. */
+  private newKey(a: number, b: number, dy: number, dx: number): number {
+    const k = this.keys.add(a, b, packOffset(dy, dx));
+    if (k * 4 >= this.rec.length) this.growKeys(k + 1);
+    this.rec[k * 4] = 0;
+    this.rec[k * 4 + 1] = -1;
+    const s = this.shapes.mergedSize(a, b, dy, dx);
+    const o = this.options;
+    this.rec[k * 4 + 2] = s.cells > o.maxShapeCells || s.height > o.maxExtent || s.width > o.maxExtent ? FORBIDDEN : 0;
+    const top = a > b ? a : b;
+    if (top >= this.keyHead.length) this.keyHead = growInt32(this.keyHead, top + 1, -1);
+    this.keyNextA[k] = this.keyHead[a];
+    this.keyHead[a] = k;
+    if (b !== a) {
+      this.keyNextB[k] = this.keyHead[b];
+      this.keyHead[b] = k;
+    }
+    if (this.spatial) {
+      const gb = this.groups.size;
+      const g = this.groups.intern(a, b, 0);
+      if (this.groups.size > gb) {
+        if (g >= this.groupHead.length) this.growGroups(g + 1);
+        this.groupHead[g] = -1;
+        this.groupTotal[g] = 0;
       }
+      this.groupOf[k] = g;
+      this.nextInGroup[k] = this.groupHead[g];
+      this.groupHead[g] = k;
     }
     return k;
   }
@@ -443,6 +531,8 @@ export class BpeTrainer {
     this.rec = growInt32(this.rec, 4 * m);
     this.groupOf = growInt32(this.groupOf, m);
     this.nextInGroup = growInt32(this.nextInGroup, m);
+    this.keyNextA = growInt32(this.keyNextA, m);
+    this.keyNextB = growInt32(this.keyNextB, m);
   }
 
   private growGroups(n: number): void {
@@ -489,16 +579,11 @@ export class BpeTrainer {
    * appended, never recycled one by one.
    */
   private compact(): void {
-    let live = 0;
-    for (let k = 0; k < this.keys.size; k++) {
-      const a = this.keys.ka[k];
-      const b = this.keys.kb[k];
-      const off = this.keys.kc[k];
-      for (let nd = this.rec[k * 4 + 1]; nd >= 0; nd = this.nodeNext[nd]) if (this.valid(this.nodePos[nd], a, b, off)) live++;
-    }
-    const cap = live * 2 > this.nodePos.length ? this.nodePos.length * 2 : this.nodePos.length;
-    const pos = new Int32Array(cap);
-    const next = new Int32Array(cap);
+    // One pass: copy the valid entries into a pool of the same size, then double it when more
+    // than half is still in use.
+    const cap = this.nodePos.length;
+    let pos = new Int32Array(cap);
+    let next = new Int32Array(cap);
     let used = 0;
     for (let k = 0; k < this.keys.size; k++) {
       const a = this.keys.ka[k];
@@ -518,6 +603,10 @@ export class BpeTrainer {
         this.rec[k * 4 + 1] = first;
         next[used - 1] = -1;
       }
+    }
+    if (used * 2 > cap) {
+      pos = growInt32(pos, cap * 2);
+      next = growInt32(next, cap * 2);
     }
     this.nodePos = pos;
     this.nodeNext = next;
@@ -543,6 +632,8 @@ export class BpeTrainer {
       const a = tok[p];
       const b = tok[q];
       const k = this.keyOf(a, b, dy, dx);
+      if (dy === 0) this.edgeR[p] = k;
+      else this.edgeD[p] = k;
       if (this.rec[k * 4 + 2] & FORBIDDEN) return;
       pairKey[m] = k;
       pairPos[m++] = p;
@@ -632,7 +723,7 @@ export class BpeTrainer {
     const sy = sign * dy;
     const sx = sign * dx;
     const step = sy * W + sx;
-    const rc = this.rowCol[x];
+    const rc = this.rowColOf(x);
     let y = (rc >> 15) + sy;
     let xx = (rc & 32767) + sx;
     let p = x + step;
@@ -647,32 +738,20 @@ export class BpeTrainer {
   }
 
   /**
-   * Updates pair counts for the instance at x leaving (sign -1) or joining
-   * (sign +1) the tiling; when joining, also records the new occurrences.
+   * Updates pair counts for the instance at x leaving the tiling, given its
+   * live neighbours list[0..n) and the key of the pair with each (keys[j],
+   * read from the edge arrays: no hash lookup).
    */
-  /**
-   * Updates pair counts for the instance at x leaving (sign -1) or joining
-   * (sign +1) the tiling, given its live neighbours list[0..n); when joining,
-   * also records the new occurrences.
-   */
-  private updateInstance(x: number, sign: number, list: Int32Array, n: number): void {
+  private removeInstance(x: number, list: Int32Array, keys: Int32Array, n: number): void {
     const c = this.tok[x];
+    const rec = this.rec;
     let nSelf = 0;
-    const rcx = this.rowCol[x];
-    const ry = rcx >> 15;
-    const rx = rcx & 32767;
     for (let j = 0; j < n; j++) {
+      const k = keys[j];
+      if (rec[k * 4 + 2] & FORBIDDEN) continue;
       const y = list[j];
-      const ty = this.tok[y];
-      const first = y < x ? y : x;
-      const rcy = this.rowCol[y];
-      const ddy = y < x ? ry - (rcy >> 15) : (rcy >> 15) - ry;
-      const ddx = y < x ? rx - (rcy & 32767) : (rcy & 32767) - rx;
-      const k = y < x ? this.keyOf(ty, c, ddy, ddx) : this.keyOf(c, ty, ddy, ddx);
-      if (this.rec[k * 4 + 2] & FORBIDDEN) continue;
-      if (sign > 0) this.pushPosition(k, first);
-      if (ty !== c) {
-        this.addCount(k, sign);
+      if (this.tok[y] !== c) {
+        this.addCount(k, -1);
         continue;
       }
       // Self pair: x is in the chain of key k; handle each self key once.
@@ -681,74 +760,248 @@ export class BpeTrainer {
       if (seen) continue;
       if (nSelf >= this.selfSeen.length) this.selfSeen = growInt32(this.selfSeen, nSelf + 1);
       this.selfSeen[nSelf++] = k;
+      // The offset between the anchors (either order: the chain runs both ways).
+      const rcx = this.rowColOf(x);
+      const rcy = this.rowColOf(y);
+      const ddy = (rcy >> 15) - (rcx >> 15);
+      const ddx = (rcy & 32767) - (rcx & 32767);
       const before = this.chain(x, c, ddy, ddx, -1);
       const after = this.chain(x, c, ddy, ddx, 1);
-      const joined = (before + 1 + after) >> 1;
-      const split = (before >> 1) + (after >> 1);
-      this.addCount(k, sign > 0 ? joined - split : split - joined);
+      this.addCount(k, (before >> 1) + (after >> 1) - ((before + 1 + after) >> 1));
     }
   }
 
   /**
-   * For the rule being merged (a + b at (dy, dx) -> t): which of t's contact
-   * cells touch a cell of a (bit 1) and of b (bit 2). One scan of t's contacts
-   * then gives the neighbours of a, of b and of the merged instance.
+   * Updates pair counts for the new instance at x joining the tiling, given
+   * its live neighbours list[0..n); records the new occurrences and writes
+   * the key of the pair with each neighbour to keys[j].
    */
-  private contactSides(a: number, b: number, dy: number, dx: number, t: number): Uint8Array {
+  private addInstance(x: number, list: Int32Array, keys: Int32Array, n: number): void {
+    const c = this.tok[x];
+    const rec = this.rec;
+    let nSelf = 0;
+    const rcx = this.rowColOf(x);
+    const ry = rcx >> 15;
+    const rx = rcx & 32767;
+    for (let j = 0; j < n; j++) {
+      const y = list[j];
+      const ty = this.tok[y];
+      const rcy = this.rowColOf(y);
+      const k = y < x ? this.stepKey(ty, 1, ry - (rcy >> 15), rx - (rcy & 32767)) : this.stepKey(ty, 0, (rcy >> 15) - ry, (rcy & 32767) - rx);
+      keys[j] = k;
+      if (rec[k * 4 + 2] & FORBIDDEN) continue;
+      this.pushPosition(k, y < x ? y : x);
+      if (ty !== c) {
+        this.addCount(k, 1);
+        continue;
+      }
+      let seen = false;
+      for (let i = 0; i < nSelf; i++) if (this.selfSeen[i] === k) seen = true;
+      if (seen) continue;
+      if (nSelf >= this.selfSeen.length) this.selfSeen = growInt32(this.selfSeen, nSelf + 1);
+      this.selfSeen[nSelf++] = k;
+      const ddy = (rcy >> 15) - ry;
+      const ddx = (rcy & 32767) - rx;
+      const before = this.chain(x, c, ddy, ddx, -1);
+      const after = this.chain(x, c, ddy, ddx, 1);
+      this.addCount(k, ((before + 1 + after) >> 1) - (before >> 1) - (after >> 1));
+    }
+  }
+
+  /**
+   * Key of the pair of the token made in this step (t) with a neighbour of
+   * token ty (before = 1: ty has the earlier anchor) at offset (dy, dx)
+   * between the anchors, creating it when new. Every key made after the
+   * initial count involves the token of the step that made it, so a key with
+   * t is either made in this step or (only when t is an earlier shape made
+   * again) in the keys of t loaded by beginStepKeys: an exact per-step hash
+   * table of those keys replaces a global one.
+   */
+  private stepKey(ty: number, before: number, dy: number, dx: number): number {
+    const t = this.stepTok;
+    if (ty === t) before = 0; // (t, t, o) is one key whichever instance is earlier
+    const off = packOffset(dy, dx);
+    const tag = ty * 2 + before;
+    const tab = this.stepTab;
+    const mask = this.stepMask;
+    const stamp = this.stepStamp;
+    let h = stepHash(tag, off) & mask;
+    for (;;) {
+      const o = h * 4;
+      if (tab[o + 3] !== stamp) break;
+      if (tab[o] === tag && tab[o + 1] === off) return tab[o + 2];
+      h = (h + 1) & mask;
+    }
+    const k = before ? this.newKey(ty, t, dy, dx) : this.newKey(t, ty, dy, dx);
+    this.stepInsert(tag, off, k);
+    return k;
+  }
+
+  private stepInsert(tag: number, off: number, k: number): void {
+    if ((this.stepCount + 1) * 2 > this.stepMask + 1) this.growStepTable();
+    const tab = this.stepTab;
+    const mask = this.stepMask;
+    const stamp = this.stepStamp;
+    let h = stepHash(tag, off) & mask;
+    while (tab[h * 4 + 3] === stamp) h = (h + 1) & mask;
+    const o = h * 4;
+    tab[o] = tag;
+    tab[o + 1] = off;
+    tab[o + 2] = k;
+    tab[o + 3] = stamp;
+    this.stepCount++;
+  }
+
+  private growStepTable(): void {
+    const old = this.stepTab;
+    const stamp = this.stepStamp;
+    const cap = (this.stepMask + 1) * 2;
+    const tab = new Int32Array(cap * 4);
+    const mask = cap - 1;
+    for (let o = 0; o < old.length; o += 4) {
+      if (old[o + 3] !== stamp) continue;
+      let h = stepHash(old[o], old[o + 1]) & mask;
+      while (tab[h * 4 + 3] === stamp) h = (h + 1) & mask;
+      tab.set(old.subarray(o, o + 4), h * 4);
+    }
+    this.stepTab = tab;
+    this.stepMask = mask;
+  }
+
+  /** Starts the per-step key table for token t; when t is an earlier shape made again, loads its keys. */
+  private beginStepKeys(t: number, reused: boolean): void {
+    this.stepStamp++;
+    this.stepCount = 0;
+    this.stepTok = t;
+    if (!reused || t >= this.keyHead.length) return;
+    const { ka, kb, kc } = this.keys;
+    for (let k = this.keyHead[t]; k >= 0; ) {
+      const a = ka[k];
+      const b = kb[k];
+      if (a === t) this.stepInsert(b * 2, kc[k], k);
+      else this.stepInsert(a * 2 + 1, kc[k], k);
+      k = a === t ? this.keyNextA[k] : this.keyNextB[k];
+    }
+  }
+
+  /**
+   * For the rule being merged (a + b at (dy, dx) -> t), per contact cell j of
+   * t: which of a (bit 1) and b (bit 2) it touches (cs.side), one edge from it
+   * into a and one into b (cs.edgeA / cs.edgeB: EDGE_* direction, -1 = none),
+   * and every edge between a contact cell and t (cs.tJ, cs.tDir; cs.nT of
+   * them). One scan of t's contacts then gives the neighbours of a, of b and
+   * of the merged instance, the keys of their pairs with a and b, and the
+   * edges to rewrite.
+   */
+  private contactSides(a: number, b: number, dy: number, dx: number, t: number): void {
     const { start, len, cellDy, cellDx, bStart, bLen, bDy, bDx } = this.shapes;
     const key = (y: number, x: number): number => (y + 1) * 65536 + x + 32768;
     const inA = new Set<number>();
     const inB = new Set<number>();
     for (let i = start[a], e = i + len[a]; i < e; i++) inA.add(key(cellDy[i], cellDx[i]));
     for (let i = start[b], e = i + len[b]; i < e; i++) inB.add(key(dy + cellDy[i], dx + cellDx[i]));
-    const out = new Uint8Array(bLen[t]);
-    for (let j = 0; j < bLen[t]; j++) {
+    const nc = bLen[t];
+    const cs = this.cs;
+    if (cs.side.length < nc) {
+      cs.side = new Uint8Array(2 * nc);
+      cs.edgeA = new Int8Array(2 * nc);
+      cs.edgeB = new Int8Array(2 * nc);
+      cs.tJ = new Int32Array(8 * nc);
+      cs.tDir = new Uint8Array(8 * nc);
+    }
+    cs.nT = 0;
+    for (let j = 0; j < nc; j++) {
       const y = bDy[bStart[t] + j];
       const x = bDx[bStart[t] + j];
-      const around: number[] = [];
-      if (this.horizontal) around.push(key(y, x - 1), key(y, x + 1));
-      if (this.vertical) around.push(key(y - 1, x), key(y + 1, x));
-      for (const k of around) {
-        if (inA.has(k)) out[j] |= 1;
-        if (inB.has(k)) out[j] |= 2;
+      cs.side[j] = 0;
+      cs.edgeA[j] = -1;
+      cs.edgeB[j] = -1;
+      for (let d = 0; d < 4; d++) {
+        if (d < 2 ? !this.horizontal : !this.vertical) continue;
+        const k = d === EDGE_RIGHT ? key(y, x + 1) : d === EDGE_LEFT ? key(y, x - 1) : d === EDGE_DOWN ? key(y + 1, x) : d === EDGE_UP ? key(y - 1, x) : 0;
+        const ia = inA.has(k);
+        const ib = inB.has(k);
+        if (ia) {
+          cs.side[j] |= 1;
+          if (cs.edgeA[j] < 0) cs.edgeA[j] = d;
+        }
+        if (ib) {
+          cs.side[j] |= 2;
+          if (cs.edgeB[j] < 0) cs.edgeB[j] = d;
+        }
+        if (ia || ib) {
+          cs.tJ[cs.nT] = j;
+          cs.tDir[cs.nT++] = d;
+        }
       }
     }
-    return out;
   }
 
   private applyMerge(k: number, a: number, b: number, dy: number, dx: number, t: number): void {
-    // Collect valid left anchors and free the list.
-    let m = 0;
+    this.contactSides(a, b, dy, dx, t);
+    const nc = this.shapes.bLen[t];
+    if (this.nb.length < nc + 1) {
+      const n2 = 2 * nc + 2;
+      this.nb = new Int32Array(n2);
+      this.nbA = new Int32Array(n2);
+      this.nbB = new Int32Array(n2);
+      this.nbSide = new Uint8Array(n2);
+      this.nbKey = new Int32Array(n2);
+      this.nbKeyA = new Int32Array(n2);
+      this.nbKeyB = new Int32Array(n2);
+      this.nbOf = new Int32Array(n2);
+    }
+    // Walk the key's list of left anchors (and free it), merging the valid ones. A compaction
+    // during the merge (new occurrences fill the pool) makes a new pool without this list; the
+    // walk goes on in the old one.
     const off = packOffset(dy, dx);
+    const nodePos = this.nodePos;
+    const nodeNext = this.nodeNext;
     let nd = this.rec[k * 4 + 1];
-    while (nd >= 0) {
-      const next = this.nodeNext[nd];
-      const p = this.nodePos[nd];
-      if (this.valid(p, a, b, off)) {
+    this.rec[k * 4 + 1] = -1;
+    if (a === b) {
+      // Greedy in raster order matters only when a chain can overlap itself: sort all.
+      let m = 0;
+      for (; nd >= 0; nd = nodeNext[nd]) {
+        const p = nodePos[nd];
+        if (!this.valid(p, a, b, off)) continue;
         if (m >= this.collect.length) this.collect = growInt32(this.collect, m + 1);
         this.collect[m++] = p;
       }
-      nd = next;
+      this.collect.subarray(0, m).sort();
+      this.mergeBatch(this.collect, m, k, a, b, dy, dx, t);
+      return;
     }
-    this.rec[k * 4 + 1] = -1;
-    const ps = this.collect.subarray(0, m);
-    if (a === b) ps.sort(); // greedy in raster order matters only when a chain can overlap itself
+    // Otherwise in list order, a batch at a time, so that each anchor's cells are still in cache.
+    const ps = this.collect;
+    while (nd >= 0) {
+      let m = 0;
+      for (; nd >= 0 && m < MERGE_BATCH; nd = nodeNext[nd]) {
+        const p = nodePos[nd];
+        if (this.valid(p, a, b, off)) ps[m++] = p;
+      }
+      this.mergeBatch(ps, m, k, a, b, dy, dx, t);
+    }
+  }
+
+  /** Merges the occurrences of key k (a + b at (dy, dx) -> t) at left anchors ps[0..m). */
+  private mergeBatch(ps: Int32Array, m: number, k: number, a: number, b: number, dy: number, dx: number, t: number): void {
     const tok = this.tok;
     const owner = this.owner;
+    const edgeR = this.edgeR;
+    const edgeD = this.edgeD;
     const { start, len, cellDy, cellDx, bStart, bLen, bDy, bDx } = this.shapes;
-    const sides = this.contactSides(a, b, dy, dx, t);
+    const { side: sides, edgeA, edgeB, tJ, tDir, nT } = this.cs;
     const nc = bLen[t];
     const c0 = bStart[t];
-    if (this.nb.length < nc + 1) this.nb = new Int32Array(2 * nc + 2);
-    if (this.nbA.length < nc + 1) {
-      this.nbA = new Int32Array(2 * nc + 2);
-      this.nbB = new Int32Array(2 * nc + 2);
-      this.nbSide = new Uint8Array(2 * nc + 2);
-    }
     const nb = this.nb;
     const nbA = this.nbA;
     const nbB = this.nbB;
     const nbSide = this.nbSide;
+    const nbKey = this.nbKey;
+    const nbKeyA = this.nbKeyA;
+    const nbKeyB = this.nbKeyB;
+    const nbOf = this.nbOf;
     const mark = this.mark;
     const small = nc <= 16;
     for (let i = 0; i < m; i++) {
@@ -762,7 +1015,8 @@ export class BpeTrainer {
       }
       const q = p + dy * W + dx;
       if (tok[p] !== a || tok[q] !== b) continue; // taken by an earlier merge of this step
-      // Neighbours of the merged shape, each with the sides (a, b) it touches.
+      // Neighbours of the merged shape, each with the sides (a, b) it touches and
+      // the keys of its pairs with a and b (from the edge arrays).
       let n = 0;
       let s = this.stamp;
       if (!small) {
@@ -772,14 +1026,18 @@ export class BpeTrainer {
           s = this.stamp = 1;
         }
       }
-      const rcp = this.rowCol[p];
+      const rcp = this.rowColOf(p);
       const y0 = rcp >> 15;
       const x0 = rcp & 32767;
       for (let j = 0; j < nc; j++) {
         const cy = y0 + bDy[c0 + j];
         const cx = x0 + bDx[c0 + j];
-        if (cy < 0 || cy >= H || cx < 0 || cx >= W) continue;
-        const o = owner[p + bDy[c0 + j] * W + bDx[c0 + j]];
+        if (cy < 0 || cy >= H || cx < 0 || cx >= W) {
+          nbOf[j] = -1;
+          continue;
+        }
+        const pc = p + bDy[c0 + j] * W + bDx[c0 + j];
+        const o = owner[pc];
         let at = -1;
         if (small) {
           for (let r = 0; r < n; r++) {
@@ -794,28 +1052,59 @@ export class BpeTrainer {
           mark[o] = s;
           this.markAt[o] = n;
         }
+        const sj = sides[j];
         if (at < 0) {
-          nb[n] = o;
-          nbSide[n] = sides[j];
-          n++;
+          at = n++;
+          nb[at] = o;
+          nbSide[at] = sj;
+          nbKeyA[at] = -1;
+          nbKeyB[at] = -1;
         } else {
-          nbSide[at] |= sides[j];
+          nbSide[at] |= sj;
+        }
+        nbOf[j] = at;
+        if (sj & 1 && nbKeyA[at] < 0) {
+          const d = edgeA[j];
+          nbKeyA[at] = d === EDGE_RIGHT ? edgeR[pc] : d === EDGE_LEFT ? edgeR[pc - 1] : d === EDGE_DOWN ? edgeD[pc] : edgeD[pc - W];
+        }
+        if (sj & 2 && nbKeyB[at] < 0) {
+          const d = edgeB[j];
+          nbKeyB[at] = d === EDGE_RIGHT ? edgeR[pc] : d === EDGE_LEFT ? edgeR[pc - 1] : d === EDGE_DOWN ? edgeD[pc] : edgeD[pc - W];
         }
       }
       let na = 0;
       let nbb = 0;
+      nbKey[0] = k;
       nbA[na++] = q;
       for (let j = 0; j < n; j++) {
-        if (nbSide[j] & 1) nbA[na++] = nb[j];
-        if (nbSide[j] & 2) nbB[nbb++] = nb[j];
+        if (nbSide[j] & 1) {
+          nbKey[na] = nbKeyA[j];
+          nbA[na++] = nb[j];
+        }
+        if (nbSide[j] & 2) {
+          nbKeyB[nbb] = nbKeyB[j];
+          nbB[nbb++] = nb[j];
+        }
       }
-      this.updateInstance(p, -1, nbA, na);
+      this.removeInstance(p, nbA, nbKey, na);
       tok[p] = -2;
-      this.updateInstance(q, -1, nbB, nbb);
+      this.removeInstance(q, nbB, nbKeyB, nbb);
       tok[q] = -1;
       for (let c = start[b], e = c + len[b]; c < e; c++) owner[q + cellDy[c] * W + cellDx[c]] = p;
       tok[p] = t;
-      this.updateInstance(p, 1, nb, n);
+      this.addInstance(p, nb, nbKey, n);
+      // Every edge between t and a neighbour now holds the key of their pair.
+      for (let e = 0; e < nT; e++) {
+        const j = tJ[e];
+        const r = nbOf[j];
+        if (r < 0) continue;
+        const pc = p + bDy[c0 + j] * W + bDx[c0 + j];
+        const d = tDir[e];
+        if (d === EDGE_RIGHT) edgeR[pc] = nbKey[r];
+        else if (d === EDGE_LEFT) edgeR[pc - 1] = nbKey[r];
+        else if (d === EDGE_DOWN) edgeD[pc] = nbKey[r];
+        else edgeD[pc - W] = nbKey[r];
+      }
     }
   }
 
