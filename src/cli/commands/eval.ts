@@ -3,10 +3,11 @@ import type { Argv, CommandModule } from 'yargs';
 import { evalFid } from '../../../eval/fid';
 import { evalUsage } from '../../../eval/usage';
 import { evalRecon } from '../../../eval/recon';
+import { PROBE_BRANCHES, evalProbe, type ProbeBranch } from '../../../eval/probe';
 import { VtokError } from '../../core/errors';
 import { initBackend, shutdownBackend } from '../../engine/backend';
 import { FEATURE_EXTRACTOR_KINDS, loadFeatureExtractor, type FeatureExtractorKind } from '../../io/feature-models';
-import { printResult, progress, type GlobalArgs } from '../output';
+import { printResult, progress, table, type GlobalArgs } from '../output';
 import { withEngine, type EngineArgs } from './engine';
 
 interface FidArgs extends GlobalArgs {
@@ -31,6 +32,19 @@ interface ReconArgs extends EngineArgs {
   samples: number;
   fit: 'crop' | 'pad';
   size?: number;
+}
+
+interface ProbeArgs extends EngineArgs {
+  tokenizer: string;
+  train: string;
+  test: string;
+  branch: ProbeBranch[];
+  size?: number;
+  fit: 'crop' | 'pad';
+  limit?: number;
+  testLimit?: number;
+  batchSize: number;
+  l2: number;
 }
 
 interface UsageArgs extends GlobalArgs {
@@ -155,10 +169,88 @@ const reconCommand: CommandModule<object, ReconArgs> = {
     }),
 };
 
-/** `vtok eval`: fid, usage and recon. */
+const pct = (v: number): string => `${(100 * v).toFixed(2)}%`;
+
+const probeCommand: CommandModule<object, ProbeArgs> = {
+  command: 'probe',
+  describe: "Linear probe: how well a linear classifier reads labelled images' classes from a tokenizer's pooled semantic or pixel code vectors",
+  builder: (y) =>
+    y
+      .usage(
+        [
+          '$0 eval probe --tokenizer NAME --train DIR --test DIR [--branch semantic pixel both] [--size S] [--limit N] [--json]',
+          "Encodes every image of both folders at SxS, looks up each branch's code vectors (semantic, pixel, or both concatenated), mean-pools them over the code grid, " +
+            'standardizes the features with the train statistics and fits a multinomial logistic regression (softmax, L2, full-batch L-BFGS from zeros: deterministic). Reports train and test accuracy, N, feature dimension and chance levels.',
+          "Labels: labels.jsonl in each folder, else NAME.txt / NAME.cls / NAME.json sidecars (as `vtok classify train`). Default --size: 8 x the tokenizer's downsample factor (an 8x8 code grid: 64 for downsample 8, 32 for 4). " +
+            'All branches given are probed on one encoding of the images.',
+        ].join('\n\n'),
+      )
+      .option('tokenizer', { type: 'string', default: 'default', describe: 'Tokenizer bundle: name, id or id prefix in the store' })
+      .option('store', { type: 'string', describe: 'User store folder (default VTOK_STORE, else ~/.vtok/store)' })
+      .option('train', { type: 'string', demandOption: true, describe: 'Labelled image folder to fit the probe on' })
+      .option('test', { type: 'string', demandOption: true, describe: 'Labelled image folder to score it on' })
+      .option('branch', { type: 'string', array: true, choices: PROBE_BRANCHES, default: [...PROBE_BRANCHES], describe: 'Code vectors to probe (one or more)' })
+      .option('size', { type: 'number', describe: "Encode SxS images (a multiple of the downsample factor); default 8 x downsample" })
+      .option('fit', { choices: ['crop', 'pad'] as const, default: 'crop' as const, describe: 'How images reach SxS (the same for square images)' })
+      .option('limit', { type: 'number', describe: 'Use only the first N train images (by name)' })
+      .option('test-limit', { type: 'number', describe: 'Use only the first N test images (by name)' })
+      .option('batch-size', { type: 'number', default: 32, describe: 'Images per encode call' })
+      .option('l2', { type: 'number', default: 1e-3, describe: 'L2 penalty on the probe weights (features are standardized)' })
+      .example('$0 eval probe --tokenizer default --train data/fashion-mnist/train --test data/fashion-mnist/test --limit 10000', 'all three branches, 10,000 train images')
+      .example('$0 eval probe --tokenizer ablation-pixel --train data/fashion-mnist/train --test data/fashion-mnist/test --branch semantic --json', 'one branch, JSON') as never,
+  handler: async (args) =>
+    withEngine(args, async () => {
+      let bar: ReturnType<typeof progress> | undefined;
+      let split = '';
+      let shown = 0;
+      try {
+        const r = await evalProbe({
+          tokenizer: args.tokenizer,
+          store: { store: args.store },
+          train: args.train,
+          test: args.test,
+          branches: args.branch,
+          size: args.size,
+          fit: args.fit,
+          limit: args.limit,
+          testLimit: args.testLimit,
+          batchSize: args.batchSize,
+          l2: args.l2,
+          onProgress: (p) => {
+            if (p.split !== split) {
+              bar?.stop();
+              bar = progress(args, `encode ${p.split}`, p.total);
+              split = p.split;
+              shown = 0;
+            }
+            bar?.tick(p.done - shown);
+            shown = p.done;
+          },
+        });
+        bar?.stop();
+        bar = undefined;
+        const { input, tokenizer: t, data } = r;
+        printResult(args, r, () =>
+          [
+            `tokenizer ${t.name} (${t.id.slice(0, 12)}); images at ${input.size}x${input.size}${input.sizeIsDefault ? ` (default: 8 x downsample ${t.downsample})` : ''}, ${input.fit}, ` +
+              `${input.grid[0]}x${input.grid[1]} code grid; N = ${data.train.n} train / ${data.test.n} test, ${data.classes.length} classes`,
+            table(
+              ['branch', 'dim', 'train acc', 'test acc', 'chance', 'converged'],
+              r.results.map((x) => [x.branch, x.dim, pct(x.train.accuracy), pct(x.test.accuracy), `${pct(x.chance.uniform)} (majority ${pct(x.chance.majority)})`, x.fit.converged ? 'yes' : `no (${x.fit.iterations} it)`]),
+            ),
+            `encode ${r.timings.imagesPerSecond.toFixed(1)} images/s; ${r.timings.wallSeconds.toFixed(0)} s in all`,
+          ].join('\n'),
+        );
+      } finally {
+        bar?.stop();
+      }
+    }),
+};
+
+/** `vtok eval`: fid, usage, recon and probe. */
 export const evalCommand: CommandModule<object, object> = {
   command: 'eval <command>',
-  describe: 'Evaluate: Fréchet distance between image folders, codebook usage of token folders, reconstruction reports',
-  builder: (y: Argv) => y.command(fidCommand as never).command(usageCommand as never).command(reconCommand as never).demandCommand(1) as never,
+  describe: 'Evaluate: Fréchet distance between image folders, codebook usage of token folders, reconstruction reports, linear probes of code vectors',
+  builder: (y: Argv) => y.command(fidCommand as never).command(usageCommand as never).command(reconCommand as never).command(probeCommand as never).demandCommand(1) as never,
   handler: () => undefined,
 };
