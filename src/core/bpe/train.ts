@@ -142,8 +142,16 @@ export class BpeTrainer {
   private readonly vertical: boolean;
   private readonly spatial: boolean;
   // Corpus state, one entry per cell of the concatenated grids.
-  private readonly tok: Int32Array; // token id at an anchor; -1 elsewhere; -2 while an instance is being replaced
-  private readonly owner: Int32Array; // anchor of the instance covering the cell
+  /**
+   * 4 ints per cell c, together so that the cells around a merge share cache lines:
+   * cell[4c] token id at an anchor (-1 elsewhere; -2 while an instance is being replaced),
+   * cell[4c + 1] anchor of the instance covering the cell, and the keys of the pairs across the
+   * cell's edges: cell[4c + 2] between c and c + 1, cell[4c + 3] between c and the cell below.
+   * Every edge between two live instances holds the key of their pair (rewritten around each
+   * new instance), so removing an instance needs no key lookup.
+   */
+  private readonly cell: Int32Array;
+  private readonly nCells: number;
   /** row * 32768 + column of each cell in its grid (one read for both); empty when all grids have one size (see rowColOf). */
   private readonly rowCol: Int32Array;
   /** 1 / (sameH * sameW) and 1 / sameW, for rowColOf. */
@@ -209,14 +217,6 @@ export class BpeTrainer {
   private nbKeyB = new Int32Array(64);
   private nbOf = new Int32Array(64);
   private cs: ContactTables = { side: new Uint8Array(64), edgeA: new Int8Array(64), edgeB: new Int8Array(64), tJ: new Int32Array(256), tDir: new Uint8Array(256), nT: 0 };
-  /**
-   * Key of the pair across each edge between two cells of different instances:
-   * edgeR[c] between c and c + 1, edgeD[c] between c and the cell below. Every
-   * edge between two live instances holds the key of their pair (rewritten
-   * around each new instance), so removing an instance needs no key lookup.
-   */
-  private readonly edgeR: Int32Array;
-  private readonly edgeD: Int32Array;
   /** Per-step key table (stepKey): open addressing, [tag, offset, key, stamp] per slot; stamp = step. */
   private stepTab = new Int32Array(4 << 12);
   private stepMask = (1 << 12) - 1;
@@ -270,16 +270,14 @@ export class BpeTrainer {
     for (let g = 1; g < G && same; g++) same = this.gridH[g] === this.gridH[0] && this.gridW[g] === this.gridW[0];
     this.sameH = same ? this.gridH[0] : 0;
     this.sameW = same ? this.gridW[0] : 0;
-    this.tok = new Int32Array(N);
-    this.owner = new Int32Array(N);
+    this.cell = new Int32Array(4 * N);
+    this.nCells = N;
     this.rowCol = new Int32Array(this.sameW === 0 ? N : 0);
     this.invHW = this.sameW === 0 ? 0 : 1 / (this.sameH * this.sameW);
     this.invW = this.sameW === 0 ? 0 : 1 / this.sameW;
     this.gridOf = new Int32Array(N);
     this.mark = new Int32Array(N);
     this.markAt = new Int32Array(N);
-    this.edgeR = new Int32Array(this.horizontal ? N : 0);
-    this.edgeD = new Int32Array(this.vertical ? N : 0);
     const K = o.baseVocab;
     for (let g = 0; g < G; g++) {
       const codes = corpus[g].codes;
@@ -292,8 +290,8 @@ export class BpeTrainer {
           throw new VtokError('BPE', `Code ${describeValue(c)} at cell ${i} of corpus grid ${g} is not a base code 0..${K - 1}`);
         }
         const p = s + i;
-        this.tok[p] = c;
-        this.owner[p] = p;
+        this.cell[p * 4] = c;
+        this.cell[p * 4 + 1] = p;
         if (this.sameW === 0) this.rowCol[p] = Math.floor(i / W) * 32768 + (i % W);
         this.gridOf[p] = g;
       }
@@ -405,14 +403,14 @@ export class BpeTrainer {
   /** The current tokens of grid g, in raster order of anchors (equals model().encode of that grid). */
   tokens(g: number): Int32Array {
     const out: number[] = [];
-    for (let p = this.gridStart[g], e = this.gridStart[g + 1]; p < e; p++) if (this.tok[p] >= 0) out.push(this.tok[p]);
+    for (let p = this.gridStart[g], e = this.gridStart[g + 1]; p < e; p++) if (this.cell[p * 4] >= 0) out.push(this.cell[p * 4]);
     return Int32Array.from(out);
   }
 
   /** Total number of tokens in the corpus now. */
   totalTokens(): number {
     let n = 0;
-    for (let p = 0; p < this.tok.length; p++) if (this.tok[p] >= 0) n++;
+    for (let p = 0; p < this.nCells; p++) if (this.cell[p * 4] >= 0) n++;
     return n;
   }
 
@@ -467,9 +465,9 @@ export class BpeTrainer {
   }
 
   private valid(p: number, a: number, b: number, off: number): boolean {
-    if (this.tok[p] !== a) return false;
+    if (this.cell[p * 4] !== a) return false;
     const W = this.sameW || this.gridW[this.gridOf[p]];
-    return this.tok[p + offsetDy(off) * W + offsetDx(off)] === b;
+    return this.cell[(p + offsetDy(off) * W + offsetDx(off)) * 4] === b;
   }
 
   /**
@@ -615,7 +613,7 @@ export class BpeTrainer {
 
   private initialCounts(): void {
     const G = this.gridH.length;
-    const tok = this.tok;
+    const cell = this.cell;
     // Pass 1: the key of every adjacent pair of cells (pairs of a key end up contiguous in the pool,
     // in raster order, so that merging walks memory in order).
     let nPairs = 0;
@@ -629,11 +627,11 @@ export class BpeTrainer {
     const pairPos = new Int32Array(nPairs);
     let m = 0;
     const pair = (p: number, q: number, dy: number, dx: number): void => {
-      const a = tok[p];
-      const b = tok[q];
+      const a = cell[p * 4];
+      const b = cell[q * 4];
       const k = this.keyOf(a, b, dy, dx);
-      if (dy === 0) this.edgeR[p] = k;
-      else this.edgeD[p] = k;
+      if (dy === 0) this.cell[p * 4 + 2] = k;
+      else this.cell[p * 4 + 3] = k;
       if (this.rec[k * 4 + 2] & FORBIDDEN) return;
       pairKey[m] = k;
       pairPos[m++] = p;
@@ -661,9 +659,9 @@ export class BpeTrainer {
           let L = 1;
           for (let x = 1; x <= W; x++) {
             const p = s + y * W + x;
-            if (x < W && tok[p] === tok[p - 1]) L++;
+            if (x < W && cell[p * 4] === cell[(p - 1) * 4]) L++;
             else {
-              run(tok[p - 1], L, 0, 1);
+              run(cell[(p - 1) * 4], L, 0, 1);
               L = 1;
             }
           }
@@ -674,9 +672,9 @@ export class BpeTrainer {
           let L = 1;
           for (let y = 1; y <= H; y++) {
             const p = s + y * W + x;
-            if (y < H && tok[p] === tok[p - W]) L++;
+            if (y < H && cell[p * 4] === cell[(p - W) * 4]) L++;
             else {
-              run(tok[p - W], L, 1, 0);
+              run(cell[(p - W) * 4], L, 1, 0);
               L = 1;
             }
           }
@@ -728,7 +726,7 @@ export class BpeTrainer {
     let xx = (rc & 32767) + sx;
     let p = x + step;
     let n = 0;
-    while (y >= 0 && y < H && xx >= 0 && xx < W && this.tok[p] === c) {
+    while (y >= 0 && y < H && xx >= 0 && xx < W && this.cell[p * 4] === c) {
       n++;
       y += sy;
       xx += sx;
@@ -743,14 +741,14 @@ export class BpeTrainer {
    * read from the edge arrays: no hash lookup).
    */
   private removeInstance(x: number, list: Int32Array, keys: Int32Array, n: number): void {
-    const c = this.tok[x];
+    const c = this.cell[x * 4];
     const rec = this.rec;
     let nSelf = 0;
     for (let j = 0; j < n; j++) {
       const k = keys[j];
       if (rec[k * 4 + 2] & FORBIDDEN) continue;
       const y = list[j];
-      if (this.tok[y] !== c) {
+      if (this.cell[y * 4] !== c) {
         this.addCount(k, -1);
         continue;
       }
@@ -777,7 +775,7 @@ export class BpeTrainer {
    * the key of the pair with each neighbour to keys[j].
    */
   private addInstance(x: number, list: Int32Array, keys: Int32Array, n: number): void {
-    const c = this.tok[x];
+    const c = this.cell[x * 4];
     const rec = this.rec;
     let nSelf = 0;
     const rcx = this.rowColOf(x);
@@ -785,7 +783,7 @@ export class BpeTrainer {
     const rx = rcx & 32767;
     for (let j = 0; j < n; j++) {
       const y = list[j];
-      const ty = this.tok[y];
+      const ty = this.cell[y * 4];
       const rcy = this.rowColOf(y);
       const k = y < x ? this.stepKey(ty, 1, ry - (rcy >> 15), rx - (rcy & 32767)) : this.stepKey(ty, 0, (rcy >> 15) - ry, (rcy & 32767) - rx);
       keys[j] = k;
@@ -986,10 +984,7 @@ export class BpeTrainer {
 
   /** Merges the occurrences of key k (a + b at (dy, dx) -> t) at left anchors ps[0..m). */
   private mergeBatch(ps: Int32Array, m: number, k: number, a: number, b: number, dy: number, dx: number, t: number): void {
-    const tok = this.tok;
-    const owner = this.owner;
-    const edgeR = this.edgeR;
-    const edgeD = this.edgeD;
+    const cell = this.cell;
     const { start, len, cellDy, cellDx, bStart, bLen, bDy, bDx } = this.shapes;
     const { side: sides, edgeA, edgeB, tJ, tDir, nT } = this.cs;
     const nc = bLen[t];
@@ -1014,7 +1009,7 @@ export class BpeTrainer {
         W = this.gridW[g];
       }
       const q = p + dy * W + dx;
-      if (tok[p] !== a || tok[q] !== b) continue; // taken by an earlier merge of this step
+      if (cell[p * 4] !== a || cell[q * 4] !== b) continue; // taken by an earlier merge of this step
       // Neighbours of the merged shape, each with the sides (a, b) it touches and
       // the keys of its pairs with a and b (from the edge arrays).
       let n = 0;
@@ -1037,7 +1032,7 @@ export class BpeTrainer {
           continue;
         }
         const pc = p + bDy[c0 + j] * W + bDx[c0 + j];
-        const o = owner[pc];
+        const o = cell[pc * 4 + 1];
         let at = -1;
         if (small) {
           for (let r = 0; r < n; r++) {
@@ -1065,11 +1060,11 @@ export class BpeTrainer {
         nbOf[j] = at;
         if (sj & 1 && nbKeyA[at] < 0) {
           const d = edgeA[j];
-          nbKeyA[at] = d === EDGE_RIGHT ? edgeR[pc] : d === EDGE_LEFT ? edgeR[pc - 1] : d === EDGE_DOWN ? edgeD[pc] : edgeD[pc - W];
+          nbKeyA[at] = d === EDGE_RIGHT ? cell[pc * 4 + 2] : d === EDGE_LEFT ? cell[(pc - 1) * 4 + 2] : d === EDGE_DOWN ? cell[pc * 4 + 3] : cell[(pc - W) * 4 + 3];
         }
         if (sj & 2 && nbKeyB[at] < 0) {
           const d = edgeB[j];
-          nbKeyB[at] = d === EDGE_RIGHT ? edgeR[pc] : d === EDGE_LEFT ? edgeR[pc - 1] : d === EDGE_DOWN ? edgeD[pc] : edgeD[pc - W];
+          nbKeyB[at] = d === EDGE_RIGHT ? cell[pc * 4 + 2] : d === EDGE_LEFT ? cell[(pc - 1) * 4 + 2] : d === EDGE_DOWN ? cell[pc * 4 + 3] : cell[(pc - W) * 4 + 3];
         }
       }
       let na = 0;
@@ -1087,11 +1082,11 @@ export class BpeTrainer {
         }
       }
       this.removeInstance(p, nbA, nbKey, na);
-      tok[p] = -2;
+      cell[p * 4] = -2;
       this.removeInstance(q, nbB, nbKeyB, nbb);
-      tok[q] = -1;
-      for (let c = start[b], e = c + len[b]; c < e; c++) owner[q + cellDy[c] * W + cellDx[c]] = p;
-      tok[p] = t;
+      cell[q * 4] = -1;
+      for (let c = start[b], e = c + len[b]; c < e; c++) cell[(q + cellDy[c] * W + cellDx[c]) * 4 + 1] = p;
+      cell[p * 4] = t;
       this.addInstance(p, nb, nbKey, n);
       // Every edge between t and a neighbour now holds the key of their pair.
       for (let e = 0; e < nT; e++) {
@@ -1100,10 +1095,10 @@ export class BpeTrainer {
         if (r < 0) continue;
         const pc = p + bDy[c0 + j] * W + bDx[c0 + j];
         const d = tDir[e];
-        if (d === EDGE_RIGHT) edgeR[pc] = nbKey[r];
-        else if (d === EDGE_LEFT) edgeR[pc - 1] = nbKey[r];
-        else if (d === EDGE_DOWN) edgeD[pc] = nbKey[r];
-        else edgeD[pc - W] = nbKey[r];
+        if (d === EDGE_RIGHT) cell[pc * 4 + 2] = nbKey[r];
+        else if (d === EDGE_LEFT) cell[(pc - 1) * 4 + 2] = nbKey[r];
+        else if (d === EDGE_DOWN) cell[pc * 4 + 3] = nbKey[r];
+        else cell[(pc - W) * 4 + 3] = nbKey[r];
       }
     }
   }
