@@ -157,6 +157,8 @@ export class BpeTrainer {
   /** 1 / (sameH * sameW) and 1 / sameW, for rowColOf. */
   private readonly invHW: number;
   private readonly invW: number;
+  /** When sameW and sameH * sameW are powers of 2: log2(sameW) (else -1), for rowColOf. */
+  private readonly shiftW: number;
   private readonly gridOf: Int32Array;
   private readonly gridH: Int32Array;
   private readonly gridW: Int32Array;
@@ -201,6 +203,15 @@ export class BpeTrainer {
   private heapTie = new Float64Array(1 << 16);
   private heapOff = new Int32Array(1 << 16);
   private heapSize = 0;
+  /**
+   * Frequency mode: heap entries of priority 1 wait unordered here (most keys
+   * occur once and are never popped, and a smaller heap is faster) until the
+   * heap's top falls to 1; then they join the heap and lowMax becomes 0. The
+   * heap's top is above every waiting entry, so the order of pops is the same.
+   */
+  private low = new Int32Array(1 << 16);
+  private lowSize = 0;
+  private lowMax: number;
   // Learned merges.
   private readonly mLeft: number[] = [];
   private readonly mRight: number[] = [];
@@ -248,6 +259,7 @@ export class BpeTrainer {
     this.horizontal = o.directions !== 'vertical';
     this.vertical = o.directions !== 'horizontal';
     this.spatial = o.priority === 'spatial';
+    this.lowMax = this.spatial ? 0 : 1;
     this.baseKeys = o.baseVocab <= 2048 ? new Int32Array(2 * o.baseVocab * o.baseVocab).fill(-1) : null;
 
     // Lay the grids out one after another.
@@ -275,6 +287,8 @@ export class BpeTrainer {
     this.rowCol = new Int32Array(this.sameW === 0 ? N : 0);
     this.invHW = this.sameW === 0 ? 0 : 1 / (this.sameH * this.sameW);
     this.invW = this.sameW === 0 ? 0 : 1 / this.sameW;
+    const pow2 = (x: number): boolean => x > 0 && (x & (x - 1)) === 0;
+    this.shiftW = pow2(this.sameW) && pow2(this.sameW * this.sameH) ? Math.round(Math.log2(this.sameW)) : -1;
     this.gridOf = new Int32Array(N);
     this.mark = new Int32Array(N);
     this.markAt = new Int32Array(N);
@@ -329,7 +343,9 @@ export class BpeTrainer {
       return false;
     }
     let k = -1;
-    while (this.heapSize > 0) {
+    for (;;) {
+      if (this.lowSize > 0 && (this.heapSize === 0 || this.heapPrio[0] <= this.lowMax)) this.flushLow();
+      if (this.heapSize === 0) break;
       const prio = this.heapPrio[0];
       const key = this.heapKey[0];
       this.heapPop();
@@ -337,7 +353,7 @@ export class BpeTrainer {
       if (prio !== cur) {
         // Stale. In frequency mode only increases are pushed when they happen, so an entry above the
         // current count stands for a decrease: put the key back at its current count.
-        if (!this.spatial && prio > cur && cur > 0) this.heapPush(cur, key);
+        if (!this.spatial && prio > cur && cur > 0) this.queue(cur, key);
         continue;
       }
       if (this.rec[key * 4] < o.minFrequency) {
@@ -458,6 +474,10 @@ export class BpeTrainer {
    */
   private rowColOf(p: number): number {
     const W = this.sameW;
+    if (this.shiftW >= 0) {
+      const l = p & (this.sameH * W - 1);
+      return ((l >> this.shiftW) << 15) | (l & (W - 1));
+    }
     if (W === 0) return this.rowCol[p];
     const l = p - Math.floor((p + 0.5) * this.invHW) * (this.sameH * W);
     const y = Math.floor((l + 0.5) * this.invW);
@@ -705,7 +725,7 @@ export class BpeTrainer {
       if (this.spatial && this.rec[k * 4] > 0) this.groupTotal[this.groupOf[k]] += this.rec[k * 4];
     }
     for (let k = 0; k < nKeys; k++) {
-      if (this.rec[k * 4] > 0) this.heapPush(this.priority(k), k);
+      if (this.rec[k * 4] > 0) this.queue(this.priority(k), k);
     }
   }
 
@@ -1117,13 +1137,29 @@ export class BpeTrainer {
     // Keys whose count went up at least once in this step (it may have gone down again: push the current count).
     for (const k of this.touched) {
       this.rec[k * 4 + 2] &= ~TOUCHED;
-      if (this.rec[k * 4] > 0) this.heapPush(this.rec[k * 4], k);
+      if (this.rec[k * 4] > 0) this.queue(this.rec[k * 4], k);
     }
     this.touched.length = 0;
   }
 
   // The heap keeps, beside priority and key, the tie-break fields (left * 2^31 + right, packed
   // offset) so that comparing two entries never reads the key table.
+
+  /** Adds the entry (prio, k) to the heap, or to the waiting entries of priority 1. */
+  private queue(prio: number, k: number): void {
+    if (prio > this.lowMax) {
+      this.heapPush(prio, k);
+      return;
+    }
+    if (this.lowSize >= this.low.length) this.low = growInt32(this.low, this.lowSize + 1);
+    this.low[this.lowSize++] = k;
+  }
+
+  private flushLow(): void {
+    for (let i = 0; i < this.lowSize; i++) this.heapPush(this.lowMax, this.low[i]);
+    this.lowSize = 0;
+    this.lowMax = 0;
+  }
 
   private heapPush(prio: number, k: number): void {
     if (this.heapSize >= this.heapPrio.length) {
