@@ -4,8 +4,8 @@
  * or k-means++ (Arthur & Vassilvitskii 2007), then Lloyd iterations.
  *
  * Distances may weigh dimensions differently, d(x, c) = sum_j a_j (x_j - c_j)^2,
- * which is exactly the dual quantizer's d[k] = |z_s - E_s[k]|^2 + w |z_p - E_p[k]|^2
- * on concatenated [z_s, z_p] rows with a = [1 (d_s times), w (d_p times)].
+ * which is exactly the dual quantizer's d[k] = v |z_s - E_s[k]|^2 + w |z_p - E_p[k]|^2
+ * on concatenated [z_s, z_p] rows with a = [v (d_s times), w (d_p times)].
  * Centroids are plain means (weights do not change a mean); a `project`
  * callback may map them back onto the model's constraint set after each
  * update (the tokenizer re-normalizes each branch: spherical k-means).
