@@ -104,8 +104,6 @@ export interface BpePairState {
 
 /** Ids stay below 2^22 so that the heap's tie-break (left * 2^31 + right) is exact in a double. */
 const MAX_VOCAB = 1 << 22;
-const FORBIDDEN = 1;
-const TOUCHED = 2;
 /** Directions from a contact cell to the neighbouring cell of a merged instance. */
 const EDGE_RIGHT = 0;
 const EDGE_LEFT = 1;
@@ -180,10 +178,12 @@ export class BpeTrainer {
   /** Key index of base pairs (a, b) side by side at [a*K + b], stacked at [(K + a)*K + b]; -1 = not yet; null when K > 2048. */
   private readonly baseKeys: Int32Array | null;
   /**
-   * Per key, 4 ints in one cache line: [exact count, head of its position list (-1: none),
-   * flags (FORBIDDEN, TOUCHED), unused].
+   * Per key, 2 ints (8 keys per cache line): [exact count, or -1 for a key that shape limits
+   * forbid; head of its position list (-1: none)].
    */
-  private rec = new Int32Array(4 << 16);
+  private rec = new Int32Array(2 << 16);
+  /** Per key: its count went up in this step (frequency mode; see flushTouched). */
+  private touchedKey = new Uint8Array(1 << 16);
   private touched: number[] = [];
   // 'spatial': groups (a, b) -> total count over offsets, and the keys of each group.
   private readonly groups = new PairIndex(1 << 12);
@@ -236,6 +236,7 @@ export class BpeTrainer {
   private stepTok = 0;
   private selfSeen = new Int32Array(16);
   private collect = new Int32Array(1024);
+  private readonly raw = new Int32Array(MERGE_BATCH);
   private done = false;
 
   constructor(corpus: readonly CodeGrid[], options: Partial<BpeTrainOptions>) {
@@ -356,7 +357,7 @@ export class BpeTrainer {
         if (!this.spatial && prio > cur && cur > 0) this.queue(cur, key);
         continue;
       }
-      if (this.rec[key * 4] < o.minFrequency) {
+      if (this.rec[key * 2] < o.minFrequency) {
         if (!this.spatial) break; // frequency heap: nothing better below
         continue;
       }
@@ -380,7 +381,7 @@ export class BpeTrainer {
     this.mDy.push(dy);
     this.mDx.push(dx);
     this.mId.push(t);
-    this.mCount.push(this.rec[k * 4]);
+    this.mCount.push(this.rec[k * 2]);
     this.applyMerge(k, a, b, dy, dx, t);
     this.flushTouched();
     return true;
@@ -438,18 +439,18 @@ export class BpeTrainer {
   debugPairs(): Map<string, BpePairState> {
     const out = new Map<string, BpePairState>();
     for (let k = 0; k < this.keys.size; k++) {
-      if (this.rec[k * 4 + 2] & FORBIDDEN) continue;
+      if (this.rec[k * 2] < 0) continue;
       const a = this.keys.ka[k];
       const b = this.keys.kb[k];
       const off = this.keys.kc[k];
       const positions: number[] = [];
-      for (let nd = this.rec[k * 4 + 1]; nd >= 0; nd = this.nodeNext[nd]) {
+      for (let nd = this.rec[k * 2 + 1]; nd >= 0; nd = this.nodeNext[nd]) {
         const p = this.nodePos[nd];
         if (this.valid(p, a, b, off)) positions.push(p);
       }
       positions.sort((x, y) => x - y);
-      if (positions.length === 0 && this.rec[k * 4] === 0) continue;
-      out.set(`${a},${b},${offsetDy(off)},${offsetDx(off)}`, { count: this.rec[k * 4], positions });
+      if (positions.length === 0 && this.rec[k * 2] === 0) continue;
+      out.set(`${a},${b},${offsetDy(off)},${offsetDx(off)}`, { count: this.rec[k * 2], positions });
     }
     return out;
   }
@@ -462,7 +463,7 @@ export class BpeTrainer {
   // ---------------------------------------------------------------- internals
 
   private priority(k: number): number {
-    const f = this.rec[k * 4];
+    const f = this.rec[k * 2];
     if (!this.spatial || f <= 0) return f;
     return (f * f) / this.groupTotal[this.groupOf[k]];
   }
@@ -514,12 +515,16 @@ export class BpeTrainer {
   /** Creates key (a, b, dy, dx) (deciding whether shape limits forbid it) and returns its index. */
   private newKey(a: number, b: number, dy: number, dx: number): number {
     const k = this.keys.add(a, b, packOffset(dy, dx));
-    if (k * 4 >= this.rec.length) this.growKeys(k + 1);
-    this.rec[k * 4] = 0;
-    this.rec[k * 4 + 1] = -1;
-    const s = this.shapes.mergedSize(a, b, dy, dx);
+    if (k * 2 >= this.rec.length) this.growKeys(k + 1);
+    this.rec[k * 2] = 0;
+    this.rec[k * 2 + 1] = -1;
+    // Shape limits (ShapeTable.mergedSize, inline: this runs for every new key).
+    const sh = this.shapes;
     const o = this.options;
-    this.rec[k * 4 + 2] = s.cells > o.maxShapeCells || s.height > o.maxExtent || s.width > o.maxExtent ? FORBIDDEN : 0;
+    const cells = sh.len[a] + sh.len[b];
+    const height = Math.max(sh.height[a], dy + sh.height[b]);
+    const width = Math.max(sh.maxDx[a], dx + sh.maxDx[b]) - Math.min(sh.minDx[a], dx + sh.minDx[b]) + 1;
+    if (cells > o.maxShapeCells || height > o.maxExtent || width > o.maxExtent) this.rec[k * 2] = -1;
     const top = a > b ? a : b;
     if (top >= this.keyHead.length) this.keyHead = growInt32(this.keyHead, top + 1, -1);
     this.keyNextA[k] = this.keyHead[a];
@@ -544,9 +549,14 @@ export class BpeTrainer {
   }
 
   private growKeys(n: number): void {
-    let m = this.rec.length >> 2;
+    let m = this.rec.length >> 1;
     while (m < n) m *= 2;
-    this.rec = growInt32(this.rec, 4 * m);
+    this.rec = growInt32(this.rec, 2 * m);
+    if (this.touchedKey.length < m) {
+      const u = new Uint8Array(m);
+      u.set(this.touchedKey);
+      this.touchedKey = u;
+    }
     this.groupOf = growInt32(this.groupOf, m);
     this.nextInGroup = growInt32(this.nextInGroup, m);
     this.keyNextA = growInt32(this.keyNextA, m);
@@ -567,7 +577,7 @@ export class BpeTrainer {
 
   private addCount(k: number, delta: number): void {
     if (delta === 0) return;
-    this.rec[k * 4] += delta;
+    this.rec[k * 2] += delta;
     if (!this.spatial && delta < 0) return; // decreases are found lazily when the entry is popped
     if (this.spatial) {
       const g = this.groupOf[k];
@@ -576,8 +586,8 @@ export class BpeTrainer {
         this.groupTouched[g] = 1;
         this.touchedGroups.push(g);
       }
-    } else if (!(this.rec[k * 4 + 2] & TOUCHED)) {
-      this.rec[k * 4 + 2] |= TOUCHED;
+    } else if (!this.touchedKey[k]) {
+      this.touchedKey[k] = 1;
       this.touched.push(k);
     }
   }
@@ -586,8 +596,8 @@ export class BpeTrainer {
     if (this.poolUsed >= this.nodePos.length) this.compact();
     const nd = this.poolUsed++;
     this.nodePos[nd] = p;
-    this.nodeNext[nd] = this.rec[k * 4 + 1];
-    this.rec[k * 4 + 1] = nd;
+    this.nodeNext[nd] = this.rec[k * 2 + 1];
+    this.rec[k * 2 + 1] = nd;
   }
 
   /**
@@ -608,7 +618,7 @@ export class BpeTrainer {
       const b = this.keys.kb[k];
       const off = this.keys.kc[k];
       const first = used;
-      for (let nd = this.rec[k * 4 + 1]; nd >= 0; nd = this.nodeNext[nd]) {
+      for (let nd = this.rec[k * 2 + 1]; nd >= 0; nd = this.nodeNext[nd]) {
         const p = this.nodePos[nd];
         if (!this.valid(p, a, b, off)) continue;
         pos[used] = p;
@@ -616,9 +626,9 @@ export class BpeTrainer {
         used++;
       }
       if (used === first) {
-        this.rec[k * 4 + 1] = -1;
+        this.rec[k * 2 + 1] = -1;
       } else {
-        this.rec[k * 4 + 1] = first;
+        this.rec[k * 2 + 1] = first;
         next[used - 1] = -1;
       }
     }
@@ -652,16 +662,16 @@ export class BpeTrainer {
       const k = this.keyOf(a, b, dy, dx);
       if (dy === 0) this.cell[p * 4 + 2] = k;
       else this.cell[p * 4 + 3] = k;
-      if (this.rec[k * 4 + 2] & FORBIDDEN) return;
+      if (this.rec[k * 2] < 0) return;
       pairKey[m] = k;
       pairPos[m++] = p;
-      if (a !== b) this.rec[k * 4]++;
+      if (a !== b) this.rec[k * 2]++;
     };
     // Self pairs: a run of L equal codes along a row (column) gives floor(L/2) merges.
     const run = (c: number, L: number, dy: number, dx: number): void => {
       if (L < 2) return;
       const k = this.keyOf(c, c, dy, dx);
-      if (!(this.rec[k * 4 + 2] & FORBIDDEN)) this.rec[k * 4] += L >> 1;
+      if (this.rec[k * 2] >= 0) this.rec[k * 2] += L >> 1;
     };
     for (let g = 0; g < G; g++) {
       const s = this.gridStart[g];
@@ -716,16 +726,16 @@ export class BpeTrainer {
       const b0 = base[k];
       const b1 = base[k + 1];
       if (b1 === b0) continue;
-      this.rec[k * 4 + 1] = b0;
+      this.rec[k * 2 + 1] = b0;
       for (let nd = b0; nd < b1 - 1; nd++) this.nodeNext[nd] = nd + 1;
       this.nodeNext[b1 - 1] = -1;
     }
     this.poolUsed = m;
     for (let k = 0; k < nKeys; k++) {
-      if (this.spatial && this.rec[k * 4] > 0) this.groupTotal[this.groupOf[k]] += this.rec[k * 4];
+      if (this.spatial && this.rec[k * 2] > 0) this.groupTotal[this.groupOf[k]] += this.rec[k * 2];
     }
     for (let k = 0; k < nKeys; k++) {
-      if (this.rec[k * 4] > 0) this.queue(this.priority(k), k);
+      if (this.rec[k * 2] > 0) this.queue(this.priority(k), k);
     }
   }
 
@@ -766,7 +776,7 @@ export class BpeTrainer {
     let nSelf = 0;
     for (let j = 0; j < n; j++) {
       const k = keys[j];
-      if (rec[k * 4 + 2] & FORBIDDEN) continue;
+      if (rec[k * 2] < 0) continue;
       const y = list[j];
       if (this.cell[y * 4] !== c) {
         this.addCount(k, -1);
@@ -807,7 +817,7 @@ export class BpeTrainer {
       const rcy = this.rowColOf(y);
       const k = y < x ? this.stepKey(ty, 1, ry - (rcy >> 15), rx - (rcy & 32767)) : this.stepKey(ty, 0, (rcy >> 15) - ry, (rcy & 32767) - rx);
       keys[j] = k;
-      if (rec[k * 4 + 2] & FORBIDDEN) continue;
+      if (rec[k * 2] < 0) continue;
       this.pushPosition(k, y < x ? y : x);
       if (ty !== c) {
         this.addCount(k, 1);
@@ -975,8 +985,8 @@ export class BpeTrainer {
     const off = packOffset(dy, dx);
     const nodePos = this.nodePos;
     const nodeNext = this.nodeNext;
-    let nd = this.rec[k * 4 + 1];
-    this.rec[k * 4 + 1] = -1;
+    let nd = this.rec[k * 2 + 1];
+    this.rec[k * 2 + 1] = -1;
     if (a === b) {
       // Greedy in raster order matters only when a chain can overlap itself: sort all.
       let m = 0;
@@ -990,12 +1000,16 @@ export class BpeTrainer {
       this.mergeBatch(this.collect, m, k, a, b, dy, dx, t);
       return;
     }
-    // Otherwise in list order, a batch at a time, so that each anchor's cells are still in cache.
+    // Otherwise in list order, a batch at a time (so that each anchor's cells are still in cache):
+    // first the batch's anchors from the list, then the validity checks (independent reads).
     const ps = this.collect;
+    const raw = this.raw;
     while (nd >= 0) {
+      let n = 0;
+      for (; nd >= 0 && n < MERGE_BATCH; nd = nodeNext[nd]) raw[n++] = nodePos[nd];
       let m = 0;
-      for (; nd >= 0 && m < MERGE_BATCH; nd = nodeNext[nd]) {
-        const p = nodePos[nd];
+      for (let i = 0; i < n; i++) {
+        const p = raw[i];
         if (this.valid(p, a, b, off)) ps[m++] = p;
       }
       this.mergeBatch(ps, m, k, a, b, dy, dx, t);
@@ -1128,7 +1142,7 @@ export class BpeTrainer {
       for (const g of this.touchedGroups) {
         this.groupTouched[g] = 0;
         for (let k = this.groupHead[g]; k >= 0; k = this.nextInGroup[k]) {
-          if (this.rec[k * 4] > 0 && !(this.rec[k * 4 + 2] & FORBIDDEN)) this.heapPush(this.priority(k), k);
+          if (this.rec[k * 2] > 0) this.heapPush(this.priority(k), k);
         }
       }
       this.touchedGroups.length = 0;
@@ -1136,8 +1150,8 @@ export class BpeTrainer {
     }
     // Keys whose count went up at least once in this step (it may have gone down again: push the current count).
     for (const k of this.touched) {
-      this.rec[k * 4 + 2] &= ~TOUCHED;
-      if (this.rec[k * 4] > 0) this.queue(this.rec[k * 4], k);
+      this.touchedKey[k] = 0;
+      if (this.rec[k * 2] > 0) this.queue(this.rec[k * 2], k);
     }
     this.touched.length = 0;
   }
