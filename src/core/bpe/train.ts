@@ -312,7 +312,7 @@ export class BpeTrainer {
       }
     }
     // Distinct pair keys grow to about half the number of cells on real code grids (2.8M for
-    // 5.1M cells at 30,000 ids): size the key table for that up front instead of rehashing.
+    // 5.1M cells at 30,000 ids): size the per-key arrays for that up front instead of growing them.
     const keyCap = Math.max(1 << 16, Math.min(N >> 1, 1 << 23));
     this.keys = new TripleList(keyCap);
     this.initIndex = this.baseKeys === null ? new PairIndex(1 << 16) : null;
