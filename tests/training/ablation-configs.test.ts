@@ -11,6 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 import { resolveTokenizerConfig } from '../../src/core/tokenizer-config';
 import { initBackend, shutdownBackend } from '../../src/engine/backend';
 import { type StreamImage } from '../../training/data';
+import { rampImages } from '../helpers/ramp-images';
 import { type Teacher, type TrainConfig, resolveTrainConfig, trainTokenizer } from '../../training/tokenizer';
 
 beforeAll(async () => {
@@ -20,19 +21,7 @@ afterAll(async () => {
   await shutdownBackend();
 });
 
-function images(S = 20): StreamImage[] {
-  return [0, 1, 2].map((k) => {
-    const d = new Float32Array(S * S * 3);
-    for (let y = 0; y < S; y++) {
-      for (let x = 0; x < S; x++) {
-        const u = x / (S - 1);
-        const v = y / (S - 1);
-        d.set(k === 0 ? [2 * u - 1, -0.5, 0.5] : k === 1 ? [0.3, 2 * v - 1, -0.8] : [u - v, 0.8 * u, -0.2], (y * S + x) * 3);
-      }
-    }
-    return { data: d, width: S, height: S, source: `ramp${k}` };
-  });
-}
+const images = (S = 20): StreamImage[] => rampImages(S);
 
 /** A stand-in teacher: the pixels and their channel mean, 4 features per pixel. */
 const fakeTeacher: Teacher = {

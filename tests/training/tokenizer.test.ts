@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend, shutdownBackend } from '../../src/engine/backend';
 import { loadTokenizer } from '../../src/io/tokenizer-bundle';
 import { type StreamImage } from '../../training/data';
+import { rampImages } from '../helpers/ramp-images';
 import { CHECKPOINT_FILE, type TrainConfig, learningRateAt, resolveTrainConfig, trainTokenizer } from '../../training/tokenizer';
 
 // wasm, one thread: the backend training uses on a CPU (cpu's conv backprop is far too slow under jest; see tokenizer-overfit.test.ts).
@@ -16,19 +17,7 @@ afterAll(async () => {
 });
 
 /** Three S x S images of ramps (crops of 16 from 20 with flips give varied batches). */
-function images(S = 20): StreamImage[] {
-  return [0, 1, 2].map((k) => {
-    const d = new Float32Array(S * S * 3);
-    for (let y = 0; y < S; y++) {
-      for (let x = 0; x < S; x++) {
-        const u = x / (S - 1);
-        const v = y / (S - 1);
-        d.set(k === 0 ? [2 * u - 1, -0.5, 0.5] : k === 1 ? [0.3, 2 * v - 1, -0.8] : [u - v, 0.8 * u, -0.2], (y * S + x) * 3);
-      }
-    }
-    return { data: d, width: S, height: S, source: `ramp${k}` };
-  });
-}
+const images = (S = 20): StreamImage[] => rampImages(S);
 
 const tiny = async (over: Partial<TrainConfig> = {}): Promise<Partial<TrainConfig>> => ({ ...(await resolveTrainConfig('tiny')), ...over });
 

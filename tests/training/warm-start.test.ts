@@ -9,24 +9,13 @@ import { tensorRecord } from '../../src/core/tensor-map';
 import { PIXEL_CODEBOOK, SEMANTIC_CODEBOOK } from '../../src/tf/quantizer';
 import { createTokenizerModel } from '../../src/tf/tokenizer';
 import { type StreamImage } from '../../training/data';
+import { rampImages } from '../helpers/ramp-images';
 import { type TrainConfig, type TrainResult, resolveTrainConfig, trainTokenizer } from '../../training/tokenizer';
 import { type ParentInfo, warmStart, warmStartClusterSize } from '../../training/warm-start';
 
 
 /** Three 16 x 16 ramps (as in tokenizer.test.ts); with batch 3, no flips and crop = image, every batch is these three. */
-function images(S = 16): StreamImage[] {
-  return [0, 1, 2].map((k) => {
-    const d = new Float32Array(S * S * 3);
-    for (let y = 0; y < S; y++) {
-      for (let x = 0; x < S; x++) {
-        const u = x / (S - 1);
-        const v = y / (S - 1);
-        d.set(k === 0 ? [2 * u - 1, -0.5, 0.5] : k === 1 ? [0.3, 2 * v - 1, -0.8] : [u - v, 0.8 * u, -0.2], (y * S + x) * 3);
-      }
-    }
-    return { data: d, width: S, height: S, source: `ramp${k}` };
-  });
-}
+const images = (S = 16): StreamImage[] => rampImages(S);
 
 const config = async (over: Partial<TrainConfig> = {}): Promise<TrainConfig> => ({
   ...(await resolveTrainConfig('tiny')),
