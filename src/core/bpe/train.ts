@@ -783,11 +783,9 @@ export class BpeTrainer {
         continue;
       }
       // Self pair: x is in the chain of key k; handle each self key once.
-      let seen = false;
-      for (let i = 0; i < nSelf; i++) if (this.selfSeen[i] === k) seen = true;
-      if (seen) continue;
-      if (nSelf >= this.selfSeen.length) this.selfSeen = growInt32(this.selfSeen, nSelf + 1);
-      this.selfSeen[nSelf++] = k;
+      const m = this.recordSelf(k, nSelf);
+      if (m < 0) continue;
+      nSelf = m;
       // The offset between the anchors (either order: the chain runs both ways).
       const rcx = this.rowColOf(x);
       const rcy = this.rowColOf(y);
@@ -797,6 +795,18 @@ export class BpeTrainer {
       const after = this.chain(x, c, ddy, ddx, 1);
       this.addCount(k, (before >> 1) + (after >> 1) - ((before + 1 + after) >> 1));
     }
+  }
+
+  /**
+   * Self keys (a token paired with its own kind) handled so far around one
+   * instance are selfSeen[0..nSelf). Records k and returns the new count, or
+   * -1 when k was already handled.
+   */
+  private recordSelf(k: number, nSelf: number): number {
+    for (let i = 0; i < nSelf; i++) if (this.selfSeen[i] === k) return -1;
+    if (nSelf >= this.selfSeen.length) this.selfSeen = growInt32(this.selfSeen, nSelf + 1);
+    this.selfSeen[nSelf] = k;
+    return nSelf + 1;
   }
 
   /**
@@ -823,11 +833,9 @@ export class BpeTrainer {
         this.addCount(k, 1);
         continue;
       }
-      let seen = false;
-      for (let i = 0; i < nSelf; i++) if (this.selfSeen[i] === k) seen = true;
-      if (seen) continue;
-      if (nSelf >= this.selfSeen.length) this.selfSeen = growInt32(this.selfSeen, nSelf + 1);
-      this.selfSeen[nSelf++] = k;
+      const m = this.recordSelf(k, nSelf);
+      if (m < 0) continue;
+      nSelf = m;
       const ddy = (rcy >> 15) - ry;
       const ddx = (rcy & 32767) - rx;
       const before = this.chain(x, c, ddy, ddx, -1);
