@@ -453,6 +453,53 @@ export class Transformer {
     return { logits: out.logits, cache: new KvCache(out.keys, out.values, out.keyBias, nextPosition) };
   }
 
+  /**
+   * Runs the same Q new (non-visual) ids after every row of a cache and
+   * returns their logits [B, Q, V], leaving the cache as it was (it is read,
+   * not consumed). New id j sits at position nextPosition[b] + offsets[j] and
+   * sees the whole cache plus the new ids i with sees[j * Q + i] = 1 (itself
+   * always). Several short continuations thus share one pass: give each its
+   * own block of ids, offsets 0, 1, ... and a causal mask within the block.
+   */
+  branch(cache: KvCache, ids: ArrayLike<number>, offsets: ArrayLike<number>, sees: ArrayLike<number>): tf.Tensor3D {
+    this.checkAlive();
+    if (cache.disposed) throw new VtokError('INVALID_INPUT', 'This KV cache was consumed by an earlier step (or disposed)');
+    const c = this.config;
+    const B = cache.batch;
+    const S = cache.length;
+    const Q = ids.length;
+    if (Q === 0) throw invalidOption('ids', 'at least one id', ids);
+    if (offsets.length !== Q) throw invalidOption('offsets', `${Q} offsets (one per id)`, offsets);
+    if (sees.length !== Q * Q) throw invalidOption('sees', `a ${Q} x ${Q} mask (${Q * Q} values)`, sees);
+    const flat = Int32Array.from({ length: Q }, (_, j) => this.checkId(ids[j], 0, S + j));
+    const positions = new Int32Array(B * Q);
+    for (let b = 0; b < B; b++) {
+      for (let j = 0; j < Q; j++) {
+        const o = offsets[j];
+        if (!Number.isInteger(o) || o < 0) throw invalidOption(`offsets[${j}]`, 'a non-negative integer', o);
+        const p = cache.nextPosition[b] + o;
+        if (p >= c.contextLength) {
+          throw new VtokError('INVALID_INPUT', `Row ${b} would reach position ${p} but the model's contextLength is ${c.contextLength}`, { subject: 'contextLength' });
+        }
+        positions[b * Q + j] = p;
+      }
+    }
+    const own = new Float32Array(Q * Q);
+    for (let j = 0; j < Q; j++) for (let i = 0; i < Q; i++) own[j * Q + i] = i === j || sees[j * Q + i] === 1 ? 0 : MASKED;
+    return tf.tidy(() => {
+      const idsT = tf.tile(tf.tensor2d(flat, [1, Q], 'int32'), [B, 1]) as tf.Tensor2D; // [B, Q]
+      const posT = tf.tensor2d(positions, [B, Q], 'int32');
+      const p2 = c.gridRows > 0 ? tf.fill([B, Q, 2], -1, 'int32') as tf.Tensor3D : undefined;
+      let x = this.embed(idsT, posT, p2, false); // [B, Q, C]
+      const past = tf.tile(cache.keyBias.reshape([B, 1, 1, S]), [1, 1, Q, 1]); // [B, 1, Q, S]
+      const mine = tf.tile(tf.tensor4d(own, [1, 1, Q, Q]), [B, 1, 1, 1]); // [B, 1, Q, Q]
+      const bias = tf.concat([past, mine], 3) as tf.Tensor4D; // [B, 1, Q, S + Q]
+      const rope = this.rope(posT);
+      for (let l = 0; l < c.nLayers; l++) x = this.block(l, x, bias, rope, { k: cache.keys[l], v: cache.values[l] }, false).x;
+      return this.head(x); // [B, Q, V]
+    });
+  }
+
   // ---- pieces (called inside tidy) ----
 
   /** Positions (pads do not count) and the key bias of a batch of ids: [B, T] int32, [B, T] float32. */

@@ -276,6 +276,37 @@ describe('KV cache', () => {
     m.dispose();
   });
 
+  it('branch runs two continuations in one pass, each equal to its own full forward, and keeps the cache', () => {
+    const m = new Transformer(TINY, { seed: 5 });
+    const rows = [
+      [0, 0, 1, 5, 9],
+      [1, 2, 3, 4, 6],
+    ];
+    // Continuation A = [11, 12, 13], continuation B = [14, 15]: one block each.
+    const ids = [11, 12, 13, 14, 15];
+    const offsets = [0, 1, 2, 0, 1];
+    const sees = new Uint8Array(25);
+    for (const [q, i] of [[1, 0], [2, 0], [2, 1], [4, 3]]) sees[q * 5 + i] = 1;
+    const fullA = forwardArray(m, rows.map((r) => [...r, 11, 12, 13]));
+    const fullB = forwardArray(m, rows.map((r) => [...r, 14, 15]));
+    const { logits, cache } = m.prefill(rows);
+    logits.dispose();
+    const before = tf.memory().numTensors;
+    const out = tf.tidy(() => m.branch(cache, ids, offsets, sees).arraySync());
+    expect(tf.memory().numTensors).toBe(before);
+    expect(cache.disposed).toBe(false);
+    rows.forEach((_, b) => {
+      for (let j = 0; j < 3; j++) expect(maxAbsDiff(out[b][j], fullA[b][5 + j])).toBeLessThan(1e-4);
+      for (let j = 0; j < 2; j++) expect(maxAbsDiff(out[b][3 + j], fullB[b][5 + j])).toBeLessThan(1e-4);
+    });
+    expect(() => m.branch(cache, ids, [0, 1], sees)).toThrow('Expected 5 offsets (one per id) for offsets but received an array of length 2');
+    expect(() => m.branch(cache, ids, [0, 1, 2, 0, 12], sees)).toThrow("Row 1 would reach position 17 but the model's contextLength is 16");
+    expect(() => m.branch(cache, [11, 31], [0, 1], new Uint8Array(4))).toThrow('Expected an id between 0 and 30');
+    cache.dispose();
+    expect(() => m.branch(cache, ids, offsets, sees)).toThrow(/consumed/);
+    m.dispose();
+  });
+
   it('refuses a consumed cache and positions beyond the context', () => {
     const m = new Transformer({ ...TINY, contextLength: 4 });
     const { logits, cache } = m.prefill([[1, 2, 3]]);

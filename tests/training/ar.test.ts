@@ -135,6 +135,13 @@ describe('trainAr', () => {
     expect(tf.memory().numTensors).toBe(before);
     cached.forEach((v, i) => expect(v).toBeCloseTo(full[i], 4));
     expect(Array.from(classifyCodes(ar, GRIDS, texts, 5))).toEqual(Array.from(classifyCodes(ar, GRIDS, texts)));
+    // Prompts of different lengths (left-padded in the cache, as visual BPE gives).
+    const ragged = [prompts[0], prompts[1].slice(2), prompts[2].slice(1)];
+    const raggedPos = [promptPos2d[0], promptPos2d[1].slice(4), promptPos2d[2].slice(2)];
+    const r1 = scoreCandidatesCached(ar.model, ragged, cands, raggedPos);
+    const r2 = scoreContinuations(ar.model, ragged, cands, { promptPos2d: raggedPos });
+    r1.forEach((v, i) => expect(v).toBeCloseTo(r2[i], 4));
+    expect(tf.memory().numTensors).toBe(before);
   });
 
   it('malformed prompts and codes outside the vocabulary fail with clear errors', () => {
