@@ -14,15 +14,16 @@
  *    encodeBatch during that same run, per image: the pipeline's own work
  *    that the model did not hide (less sensitive to other load on the
  *    machine than the ratio of two separate runs).
- *    Tokenizers: the semantic-VQ model of src/tf (default config, RANDOM
- *    weights: no trained tokenizer ships yet; the compute is what matters)
- *    on the fastest backend, and the colour-grid reference tokenizer (almost
- *    no compute: its row measures the pipeline's own ceiling).
- * 2. Peak RSS (VmHWM of a fresh process) of tokenizeDataset at
- *    1,000 and 10,000 images (target: flat), with the colour-grid tokenizer so
- *    that 10,000 images take a minute, not hours: the photos at 256 x 256, and
+ *    Tokenizers: the shipped default (codebooks/, trained on photos) at its
+ *    training size 128 on the photos, the shipped fashion-mnist tokenizer at
+ *    32 x 32 on Fashion-MNIST PNGs (a small model: per-file costs weigh most),
+ *    both on the fastest backend, and the colour-grid reference tokenizer
+ *    (almost no compute: its row measures the pipeline's own ceiling).
+ * 2. Peak RSS (VmHWM of a fresh process) of tokenizeDataset at 1,000 and
+ *    10,000 images (target: flat): the shipped fashion-mnist tokenizer on
  *    Fashion-MNIST (data/fashion-mnist/train, 28 x 28 PNGs with caption
- *    sidecars, given as a file list) at 32 x 32, where per-file costs dominate.
+ *    sidecars, given as a file list), and the colour-grid tokenizer on the
+ *    photos at 256 x 256 (10,000 of them through a model would take an hour).
  *
  * Flags: --quick (fewer images and reps), --reps N.
  * Results: a Markdown table on stdout and bench/out/tokenize.json.
@@ -36,10 +37,10 @@ import { initBackend, shutdownBackend } from '../src/engine/backend';
 import { enumerateInputs } from '../src/io/dataset/inputs';
 import { loadInput } from '../src/io/dataset/read';
 import { RangeReader } from '../src/io/dataset/tar';
+import { loadTokenizer } from '../src/io/tokenizer-bundle';
 import { colourGridTokenizer } from '../src/pipeline/colour-grid';
 import { modelTokenizer } from '../src/pipeline/model-tokenizer';
 import { tokenizeDataset } from '../src/pipeline/tokenize';
-import { createTokenizerModel } from '../src/tf/tokenizer';
 import { formatTable } from './lib/table';
 import { median } from './lib/timing';
 
@@ -67,8 +68,16 @@ async function linkFolder(n: number): Promise<string> {
   return dir;
 }
 
+type Data = 'photos' | 'fmnist';
+
+/** The input spec of n images: a folder of links to the photos, or a file list of Fashion-MNIST PNGs. */
+async function inputFor(data: Data, n: number): Promise<string> {
+  return data === 'photos' ? linkFolder(n) : `@${await fmnistList(n)}`;
+}
+
 interface Throughput {
   tokenizer: string;
+  data: Data;
   imageSize: number;
   images: number;
   batchSize: number;
@@ -83,8 +92,8 @@ interface Throughput {
 }
 
 /** Model alone on pre-decoded batches vs the whole pipeline on the same files; alternating, medians. */
-async function throughput(label: string, tokenizer: ImageTokenizer, n: number, batchSize: number, reps: number): Promise<Throughput> {
-  const dir = await linkFolder(n);
+async function throughput(label: string, tokenizer: ImageTokenizer, data: Data, n: number, batchSize: number, reps: number): Promise<Throughput> {
+  const dir = await inputFor(data, n);
   const { inputs } = await enumerateInputs([dir]);
   const S = tokenizer.imageSize;
   const reader = new RangeReader();
@@ -93,7 +102,7 @@ async function throughput(label: string, tokenizer: ImageTokenizer, n: number, b
     const part = inputs.slice(start, start + batchSize);
     const images = new Float32Array(part.length * S * S * 3); // [b, S, S, 3]
     for (const [i, input] of part.entries()) {
-      const r = await loadInput(input, { reader, labels: null, image: { size: S, fit: 'crop', background: '#ffffff', kernel: 'lanczos3', maxPixels: 1 << 28, failOn: 'warning' }, maxFileBytes: 1 << 28 });
+      const r = await loadInput(input, { reader, labels: null, image: { size: S, fit: data === 'photos' ? 'crop' : 'pad', background: '#ffffff', kernel: 'lanczos3', maxPixels: 1 << 28, failOn: 'warning' }, maxFileBytes: 1 << 28 });
       if (!r.ok) throw new Error(r.skipped.message);
       images.set(r.value.pixels, i * S * S * 3);
     }
@@ -127,7 +136,7 @@ async function throughput(label: string, tokenizer: ImageTokenizer, n: number, b
     const out = await fsp.mkdtemp(path.join(os.tmpdir(), 'vtok-bench-out-'));
     inside = 0;
     t0 = performance.now();
-    await tokenizeDataset({ inputs: [dir], out, tokenizer: timed, batchSize, recordsPerShard: 1024 });
+    await tokenizeDataset({ inputs: [dir], out, tokenizer: timed, batchSize, recordsPerShard: 1024, fit: data === 'photos' ? 'crop' : 'pad' });
     e2eSamples.push((performance.now() - t0) / 1000);
     insideSamples.push(inside / 1000);
     await fsp.rm(out, { recursive: true, force: true });
@@ -140,6 +149,7 @@ async function throughput(label: string, tokenizer: ImageTokenizer, n: number, b
   const outside = median(e2eSamples.map((x, i) => x - insideSamples[i]));
   return {
     tokenizer: label,
+    data,
     imageSize: S,
     images: n,
     batchSize,
@@ -182,26 +192,39 @@ async function peakRssMB(): Promise<number> {
   return m ? Number(m[1]) / 1024 : process.resourceUsage().maxRSS / 1024;
 }
 
-/** In a fresh process: tokenize n images with the colour-grid tokenizer, report the peak RSS. */
-async function rssChild(n: number, data: string): Promise<void> {
-  const input = data === 'photos' ? await linkFolder(n) : `@${await fmnistList(n)}`;
+/** In a fresh process: tokenize n images (the fashion-mnist tokenizer on Fashion-MNIST, the colour grid on photos), report the peak RSS. */
+async function rssChild(n: number, data: Data): Promise<void> {
+  const input = await inputFor(data, n);
   const out = await fsp.mkdtemp(path.join(os.tmpdir(), 'vtok-bench-rss-'));
-  const tokenizer = data === 'photos' ? colourGridTokenizer({ imageSize: 256, grid: 16, levels: 8 }) : colourGridTokenizer({ imageSize: 32, grid: 4, levels: 8 });
-  const res = await tokenizeDataset({ inputs: [input], out, tokenizer, batchSize: 16, recordsPerShard: 1024 });
+  let tokenizer: ImageTokenizer;
+  let done = async (): Promise<void> => {};
+  if (data === 'fmnist') {
+    await initBackend();
+    const t = await loadTokenizer('fashion-mnist');
+    tokenizer = modelTokenizer(t.model, { imageSize: t.imageSize, id: t.id });
+    done = async () => {
+      t.model.dispose();
+      await shutdownBackend();
+    };
+  } else {
+    tokenizer = colourGridTokenizer({ imageSize: 256, grid: 16, levels: 8 });
+  }
+  const res = await tokenizeDataset({ inputs: [input], out, tokenizer, batchSize: 16, recordsPerShard: 1024, fit: data === 'photos' ? 'crop' : 'pad' });
   if (res.manifest.counts.records !== n) throw new Error(`expected ${n} records, got ${res.manifest.counts.records}`);
   await fsp.rm(out, { recursive: true, force: true });
   const row: RssRow = {
     images: n,
     data: data === 'photos' ? 'photos 256x256 PNG' : 'Fashion-MNIST 28x28 PNG + caption sidecar',
-    tokenizer: tokenizer.id,
+    tokenizer: data === 'photos' ? tokenizer.id : `fashion-mnist (${tokenizer.id.slice(0, 12)}, ${tokenizer.imageSize}x${tokenizer.imageSize})`,
     maxRssMB: await peakRssMB(),
     imagesPerSecond: res.imagesPerSecond,
     peakPrefetched: res.peakPrefetched,
   };
+  await done();
   process.stdout.write(JSON.stringify(row) + '\n');
 }
 
-function runRss(n: number, data: 'photos' | 'fmnist'): RssRow {
+function runRss(n: number, data: Data): RssRow {
   const r = spawnSync(process.execPath, ['--import', 'tsx', __filename, '--rss-child', String(n), data], { cwd: ROOT, encoding: 'utf8', maxBuffer: 1 << 24 });
   if (r.status !== 0) throw new Error(`rss child for ${n} images failed: ${r.stderr}`);
   return JSON.parse(r.stdout.trim().split('\n').pop() as string) as RssRow;
@@ -209,23 +232,27 @@ function runRss(n: number, data: 'photos' | 'fmnist'): RssRow {
 
 async function main(): Promise<void> {
   const child = args.indexOf('--rss-child');
-  if (child >= 0) return rssChild(Number(args[child + 1]), args[child + 2]);
+  if (child >= 0) return rssChild(Number(args[child + 1]), args[child + 2] as Data);
 
   const info = await initBackend();
   const loadBefore = os.loadavg()[0];
   process.stderr.write(`backend ${info.backend}, ${info.threads} threads; ${os.cpus().length} cores; load average ${loadBefore.toFixed(1)}\n`);
   const rows: Throughput[] = [];
-  // Semantic-VQ model, default config, random weights.
-  const model = createTokenizerModel({ kmeansInit: false }, 1);
-  rows.push(await throughput('semantic-VQ (src/tf, default config, random weights)', modelTokenizer(model, { imageSize: 64, id: 'bench-random-64' }), quick ? 32 : 128, 16, REPS));
-  // At 256 x 256 the default model needs about 0.8 GB per image in a batch on wasm (batch 8 passes 4 GB and stalls): batch 2.
-  if (!quick) rows.push(await throughput('semantic-VQ (src/tf, default config, random weights)', modelTokenizer(model, { imageSize: 256, id: 'bench-random-256' }), 8, 2, 1));
-  model.dispose();
+  // The shipped tokenizers (codebooks/): the default at its training size on photos, fashion-mnist on its own data.
+  for (const [name, data, n, batch] of [
+    ['default', 'photos', quick ? 32 : 128, 16],
+    ['fashion-mnist', 'fmnist', quick ? 200 : 2000, 64],
+  ] as const) {
+    const t = await loadTokenizer(name);
+    const label = `${name} (${t.id.slice(0, 12)}, ${t.imageSize}x${t.imageSize}, K=${t.model.config.codebookSize})`;
+    rows.push(await throughput(label, modelTokenizer(t.model, { imageSize: t.imageSize, id: t.id }), data, n, batch, REPS));
+    t.model.dispose();
+  }
   await shutdownBackend();
-  rows.push(await throughput('colour-grid (no model: the pipeline ceiling)', colourGridTokenizer({ imageSize: 256, grid: 16, levels: 8 }), quick ? 200 : 1000, 16, REPS));
+  rows.push(await throughput('colour-grid (no model: the pipeline ceiling)', colourGridTokenizer({ imageSize: 256, grid: 16, levels: 8 }), 'photos', quick ? 200 : 1000, 16, REPS));
 
   const big = quick ? 2000 : 10000;
-  const rss = [runRss(1000, 'photos'), runRss(big, 'photos'), runRss(1000, 'fmnist'), runRss(big, 'fmnist')];
+  const rss = [runRss(1000, 'fmnist'), runRss(big, 'fmnist'), runRss(1000, 'photos'), runRss(big, 'photos')];
 
   const loadAfter = os.loadavg()[0];
   console.log(
@@ -233,9 +260,10 @@ async function main(): Promise<void> {
   );
   console.log(
     formatTable(
-      ['tokenizer', 'image size', 'images', 'batch', 'model alone (img/s)', 'end to end (img/s)', 'overhead', 'outside the model (ms/img)'],
+      ['tokenizer', 'data', 'image size', 'images', 'batch', 'model alone (img/s)', 'end to end (img/s)', 'overhead', 'outside the model (ms/img)'],
       rows.map((r) => [
         r.tokenizer,
+        r.data === 'photos' ? 'photos (PNG 256x256)' : 'Fashion-MNIST (PNG 28x28 + sidecar)',
         String(r.imageSize),
         String(r.images),
         String(r.batchSize),
