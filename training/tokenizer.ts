@@ -5,15 +5,26 @@
  * One step: a batch of seeded random crops (training/data.ts) -> forward ->
  * loss = l1 * |x - x'| + l2 * (x - x')^2 + commit (+ codebook in 'loss'
  * mode) + semantic * (1 - cos(predictSemantic(q_s), teacher features resized
- * to the code grid)) -> gradients -> NaN/Inf guard (a non-finite loss or
+ * to the code grid)) [+ perceptual * LPIPS-style distance of the teacher's
+ * features of x and x'] [+ gan * -mean(D(x')) from step ganStart on]
+ * -> gradients -> NaN/Inf guard (a non-finite loss or
  * gradient norm skips the step and says so) -> clip by global norm -> Adam
  * with linear warm-up and cosine/linear decay -> EMA codebook update,
- * k-means init and dead-code restart (the model's updateCodebooks).
+ * k-means init and dead-code restart (the model's updateCodebooks)
+ * [-> with the adversarial term on: one Adam step of the PatchGAN
+ * discriminator (src/tf/discriminator.ts) on the hinge loss of D(x) and
+ * D(x'), x' the reconstruction of this step taken as a constant].
+ *
+ * The perceptual and adversarial terms are opt-in (weights 0 by default);
+ * with both off the loop draws the same random numbers, creates the same
+ * variables and computes the same losses as before they existed.
  *
  * A checkpoint (written atomically every checkpointEvery steps and at the
  * end) holds the weights, the quantizer's training state, Adam's moments,
- * the step, the data stream's position and the config, so that resuming
- * continues the same run exactly.
+ * the step, the data stream's position and the config (and, with the
+ * adversarial term on, the discriminator's weights and Adam moments), so
+ * that resuming continues the same run exactly. The discriminator is not
+ * part of the saved tokenizer bundle.
  *
  * `initFrom` starts a new run from a stored tokenizer bundle instead of
  * random weights (warm-start.ts: weights and codebooks loaded, k-means
@@ -39,6 +50,8 @@ import { writeFileAtomic } from '../src/io/atomic';
 import { writeImageGrid } from '../src/io/image';
 import { shippedConfigFile, type StoreSetOptions } from '../src/io/store';
 import { saveTokenizer } from '../src/io/tokenizer-bundle';
+import { type Discriminator, createDiscriminator, hingeDiscriminatorLoss, hingeGeneratorLoss } from '../src/tf/discriminator';
+import { l2Normalize } from '../src/tf/layers';
 import { type QuantizerBatch } from '../src/tf/quantizer';
 import { type TokenizerModel, createTokenizerModel } from '../src/tf/tokenizer';
 import { ImageStream, type StreamImage, type StreamState, loadImageDirs } from './data';
@@ -66,6 +79,32 @@ export interface TrainConfig {
   l1: number;
   l2: number;
   semantic: number;
+  /**
+   * Weight of the perceptual term (default 0: off): the LPIPS distance
+   * (Zhang et al. 2018) without learned weights between the teacher's
+   * features of the input and of the reconstruction (perceptualDistance:
+   * unit-normalized per position, squared difference summed over channels,
+   * mean over positions; in [0, 4]). The gradient flows through the frozen
+   * teacher into the reconstruction. Needs a teacher (options.teacher, the
+   * CLI's --teacher); the model's teacherDim may then be 0 (no semantic decoder).
+   */
+  perceptual: number;
+  /**
+   * Weight of the adversarial term (default 0: off): the generator's hinge
+   * loss -mean(D(x')) of a PatchGAN discriminator D (src/tf/discriminator.ts),
+   * which trains on the hinge loss mean(relu(1 - D(x))) + mean(relu(1 + D(x')))
+   * with its own Adam (betas 0.5, 0.9) once per step. A fixed weight (no
+   * adaptive weight as in VQGAN).
+   */
+  gan: number;
+  /** Steps before the adversarial term (and the discriminator's training) switches on: it acts on steps ganStart + 1, ganStart + 2, ... (1-based; 0: from the first). */
+  ganStart: number;
+  /** Discriminator width: channels of its first 4x4 conv, doubled per further conv up to 8x (default 32). */
+  discChannels: number;
+  /** Discriminator depth: stride-2 4x4 convs, so one logit per patch of the H / 2^discLayers grid (default 3). */
+  discLayers: number;
+  /** The discriminator's learning rate (constant; default 2e-4). */
+  discLr: number;
   /** Resize every image to this square when loading (0: keep the file's size), by loadFit ('pad' letterboxes on black, e.g. 28 -> 32). */
   loadSize: number;
   loadFit: 'crop' | 'pad';
@@ -98,6 +137,12 @@ export const TRAIN_DEFAULTS: TrainConfig = {
   l1: 1,
   l2: 0,
   semantic: 0.5,
+  perceptual: 0,
+  gan: 0,
+  ganStart: 0,
+  discChannels: 32,
+  discLayers: 3,
+  discLr: 2e-4,
   loadSize: 0,
   loadFit: 'crop',
   flip: true,
@@ -120,6 +165,12 @@ export interface StepReport {
   recon: number;
   commit: number;
   semantic: number;
+  /** The perceptual distance (only when config.perceptual > 0). */
+  perceptual?: number;
+  /** The generator's hinge loss -mean(D(x')) (only on steps with the adversarial term on). */
+  gen?: number;
+  /** The discriminator's hinge loss before its update (only on steps with the adversarial term on; NaN when the step was skipped). */
+  disc?: number;
   gradNorm: number;
   lr: number;
   usage: number;
@@ -171,6 +222,8 @@ export interface TrainResult {
 }
 
 export const CHECKPOINT_FILE = 'checkpoint.msgpack';
+/** The discriminator's weights are drawn from Rng(seed + this): a stream apart from the tokenizer's. */
+const DISC_SEED_OFFSET = 0x44697363; // 'Disc'
 const CHECKPOINT_FORMAT = 'vtok-train-checkpoint';
 
 /** Reads and checks a training config: a name under training/configs, a JSON path, or an object. */
@@ -200,6 +253,12 @@ export async function resolveTrainConfig(config: string | Partial<TrainConfig>):
   checkNumber('l1', c.l1, 0);
   checkNumber('l2', c.l2, 0);
   checkNumber('semantic', c.semantic, 0);
+  checkNumber('perceptual', c.perceptual, 0);
+  checkNumber('gan', c.gan, 0);
+  checkInt('ganStart', c.ganStart, 0);
+  checkInt('discChannels', c.discChannels, 1, 4096);
+  checkInt('discLayers', c.discLayers, 1, 8);
+  checkNumber('discLr', c.discLr, 0);
   checkInt('checkpointEvery', c.checkpointEvery, 1);
   checkInt('loadSize', c.loadSize, 0);
   checkOneOf('loadFit', c.loadFit, ['crop', 'pad']);
@@ -252,6 +311,8 @@ interface Checkpoint {
   data: StreamState;
   /** The bundle a warm-started run began from. */
   initFrom?: ParentInfo;
+  /** The PatchGAN discriminator and its Adam (runs with the adversarial term on). */
+  discriminator?: { weights: Record<string, PackedTensor>; optimizer: Checkpoint['optimizer'] };
 }
 
 async function writeCheckpoint(file: string, ck: Checkpoint): Promise<void> {
@@ -307,14 +368,42 @@ async function restoreOptimizer(opt: tf.AdamOptimizer, saved: Checkpoint['optimi
 
 // ---- the loop ----
 
-/** The loss terms of one forward pass (all scalars; the caller owns them). */
+/**
+ * The perceptual distance of LPIPS (Zhang et al. 2018) without its learned
+ * channel weights: at every position of features a, b [B, h, w, D] both
+ * vectors are scaled to unit length over the channels, and the squared
+ * difference is summed over the channels and averaged over positions and
+ * batch. Per position that is 2 - 2 cos(a, b): 0 for identical features
+ * (and for features that differ only in scale), at most 4. Zero vectors
+ * stay zero, with a zero (not NaN) gradient.
+ *
+ * Example: a = [1, 0], b = [0, 2] at one position -> |[1, 0] - [0, 1]|^2 = 2.
+ */
+export function perceptualDistance(a: tf.Tensor4D, b: tf.Tensor4D): tf.Scalar {
+  return tf.tidy(() => {
+    const d = tf.sub(l2Normalize(a, 1e-10), l2Normalize(b, 1e-10)); // [B, h, w, D]
+    return tf.mean(tf.sum(tf.square(d), -1)) as tf.Scalar; // sum over D, mean over B, h, w
+  });
+}
+
+/** What the optional loss terms need in a step (absent: the term is off this step). */
+interface ExtraTerms {
+  /** Teacher and its (constant) features of x [B, h', w', D], for the perceptual term. */
+  teacher?: Teacher;
+  features?: tf.Tensor4D;
+  /** The discriminator, on steps with the adversarial term on. */
+  disc?: Discriminator;
+}
+
+/** The loss terms of one forward pass (all scalars and the reconstruction [B, H, W, C]; the caller owns them). */
 function lossTerms(
   model: TokenizerModel,
   c: TrainConfig,
   x: tf.Tensor4D,
   target: tf.Tensor4D | undefined,
   seen: { batch?: QuantizerBatch },
-): { total: tf.Scalar; recon: tf.Scalar; commit: tf.Scalar; semantic: tf.Scalar } {
+  extra: ExtraTerms,
+): { total: tf.Scalar; recon: tf.Scalar; commit: tf.Scalar; semantic: tf.Scalar; perceptual?: tf.Scalar; gen?: tf.Scalar; image: tf.Tensor4D } {
   const out = model.forward(x);
   seen.batch = model.readBatch(out);
   const diff = tf.sub(out.recon, x); // [B, H, W, C]
@@ -327,8 +416,19 @@ function lossTerms(
     const cos = tf.sum(tf.mul(unit(out.semantic), unit(target)), -1); // [B, h, w]
     semantic = tf.sub(1, tf.mean(cos)) as tf.Scalar;
   }
-  const total = tf.addN([recon, commit, tf.mul(c.semantic, semantic)]) as tf.Scalar;
-  return { total, recon, commit, semantic };
+  let total = tf.addN([recon, commit, tf.mul(c.semantic, semantic)]) as tf.Scalar;
+  // The optional terms are added after the sum above, so that with them off the total is the same float as before they existed.
+  let perceptual: tf.Scalar | undefined;
+  if (extra.teacher !== undefined && extra.features !== undefined) {
+    perceptual = perceptualDistance(extra.features, extra.teacher.features(out.recon)); // the teacher's weights are not in the variable list: frozen
+    total = tf.add(total, tf.mul(c.perceptual, perceptual));
+  }
+  let gen: tf.Scalar | undefined;
+  if (extra.disc !== undefined) {
+    gen = hingeGeneratorLoss(extra.disc.forward(out.recon)); // D's weights are not in the variable list: only the tokenizer learns from it here
+    total = tf.add(total, tf.mul(c.gan, gen));
+  }
+  return { total, recon, commit, semantic, perceptual, gen, image: out.recon };
 }
 
 /**
@@ -382,19 +482,32 @@ export async function trainTokenizer(options: TrainOptions): Promise<TrainResult
   }
   const c = await resolveTrainConfig(options.config);
   if (options.steps !== undefined) c.steps = checkInt('steps', options.steps, 0);
+  if (c.perceptual > 0 && options.teacher === undefined) {
+    throw new VtokError(
+      'INVALID_OPTION',
+      `The config's perceptual weight is ${c.perceptual} but no teacher was given: the perceptual term compares the teacher's features of each image and of its reconstruction (give a teacher, e.g. --teacher nsfwjs-mobilenet-v2, or set perceptual to 0)`,
+      { subject: 'perceptual' },
+    );
+  }
   // The bundle to start from is read and checked before the images load (a typo should not wait for a dataset).
   const initBundle = options.initFrom === undefined ? undefined : await readInitBundle(options.initFrom, options.initFromStore);
   if (initBundle !== undefined) checkInitBundle(initBundle, resolveTokenizerConfig(c.model), options.initFrom);
   const images = typeof options.data[0] === 'string' ? await loadImageDirs(options.data as string[], { size: c.loadSize || undefined, fit: c.loadFit }) : (options.data as StreamImage[]);
   const stream = new ImageStream(images, { size: c.imageSize, seed: c.seed, flip: c.flip, minStd: c.minCropStd });
   const model = createTokenizerModel(c.model, c.seed);
-  if (options.teacher !== undefined && model.config.teacherDim !== options.teacher.dim) {
+  // A teacher used only for the perceptual term needs no semantic decoder (teacherDim 0).
+  const perceptualOnly = model.config.teacherDim === 0 && c.perceptual > 0;
+  if (options.teacher !== undefined && model.config.teacherDim !== options.teacher.dim && !perceptualOnly) {
     model.dispose();
     throw new VtokError('INVALID_INPUT', `The teacher ${options.teacher.name} gives ${options.teacher.dim} features but the model's teacherDim is ${model.config.teacherDim}`);
   }
   const opt = tf.train.adam(c.lr, c.beta1, c.beta2);
   const vars = model.trainableVariables();
   const paramNames = new Map(Object.entries(model.variables).map(([name, v]) => [v.name, name]));
+  // The discriminator exists only with the adversarial term on, created after the model from a random stream of its own.
+  const disc = c.gan > 0 ? createDiscriminator({ channels: c.discChannels, layers: c.discLayers, imageChannels: model.config.imageChannels }, c.seed + DISC_SEED_OFFSET) : undefined;
+  const discOpt = disc === undefined ? undefined : tf.train.adam(c.discLr, 0.5, 0.9); // GAN betas (pix2pix, VQGAN)
+  const discVars = disc?.trainableVariables() ?? [];
   await fs.mkdir(options.runDir, { recursive: true });
   const ckFile = path.join(options.runDir, CHECKPOINT_FILE);
   const logFile = path.join(options.runDir, 'log.jsonl');
@@ -418,6 +531,12 @@ export async function trainTokenizer(options: TrainOptions): Promise<TrainResult
     model.setTrainingState(unpackMap(ck.trainingState));
     await restoreOptimizer(opt, ck.optimizer);
     stream.setState(ck.data);
+    // A checkpoint without a discriminator (the run had the adversarial term off) starts a fresh one; one with a discriminator that is now off drops it.
+    const saved = ck.discriminator ?? undefined;
+    if (disc !== undefined && discOpt !== undefined && saved !== undefined) {
+      disc.setWeights(unpackMap(saved.weights));
+      await restoreOptimizer(discOpt, saved.optimizer);
+    }
     step = ck.step;
     skippedSteps = ck.skippedSteps;
     parent = ck.initFrom ?? undefined; // msgpack may give null for an absent field
@@ -439,6 +558,7 @@ export async function trainTokenizer(options: TrainOptions): Promise<TrainResult
       optimizer: await optimizerState(opt),
       data: stream.getState(),
       ...(parent === undefined ? {} : { initFrom: parent }),
+      ...(disc === undefined || discOpt === undefined ? {} : { discriminator: { weights: packMap(disc.getWeights()), optimizer: await optimizerState(discOpt) } }),
     });
   };
   let logLines: string[] = [];
@@ -451,18 +571,25 @@ export async function trainTokenizer(options: TrainOptions): Promise<TrainResult
     (opt as unknown as { learningRate: number }).learningRate = lr;
     const seen: { batch?: QuantizerBatch } = {};
     const x = tf.tensor4d(data, [c.batchSize, S, S, 3]);
-    const parts: { recon?: tf.Scalar; commit?: tf.Scalar; semantic?: tf.Scalar } = {};
-    // The frozen teacher runs outside the gradient tape: its features are a constant target.
+    const parts: { recon?: tf.Scalar; commit?: tf.Scalar; semantic?: tf.Scalar; perceptual?: tf.Scalar; gen?: tf.Scalar; image?: tf.Tensor4D } = {};
+    // The frozen teacher runs outside the gradient tape on the input: its features are a constant target.
     const teacher = options.teacher;
+    const features = teacher !== undefined && c.perceptual > 0 ? teacher.features(x) : undefined; // [B, h', w', D]
     const target =
       teacher !== undefined && model.config.teacherDim > 0 && c.semantic > 0
-        ? tf.tidy(() => tf.image.resizeBilinear(teacher.features(x), model.gridShape(S, S))) // [B, h, w, teacherDim]
+        ? tf.tidy(() => tf.image.resizeBilinear(features ?? teacher.features(x), model.gridShape(S, S))) // [B, h, w, teacherDim]
         : undefined;
+    const ganOn = disc !== undefined && step >= c.ganStart;
     const { value, grads } = tf.variableGrads(() => {
-      const t = lossTerms(model, c, x, target, seen);
+      const t = lossTerms(model, c, x, target, seen, { teacher, features, disc: ganOn ? disc : undefined });
       parts.recon = tf.keep(t.recon);
       parts.commit = tf.keep(t.commit);
       parts.semantic = tf.keep(t.semantic);
+      if (t.perceptual !== undefined) parts.perceptual = tf.keep(t.perceptual);
+      if (t.gen !== undefined) {
+        parts.gen = tf.keep(t.gen);
+        parts.image = tf.keep(t.image);
+      }
       return t.total;
     }, vars);
     const loss = value.dataSync()[0];
@@ -491,6 +618,20 @@ export async function trainTokenizer(options: TrainOptions): Promise<TrainResult
           (bad.length > 0 ? `; gradients: ${bad.slice(0, 6).join(', ')}${bad.length > 6 ? ` and ${bad.length - 6} more` : ''})` : ')'),
       );
     }
+    // The discriminator's step, on this step's reconstructions as constants (after the tokenizer's update, with D's weights as the tokenizer saw them).
+    let discLoss = NaN;
+    if (ganOn && !skipped && disc !== undefined && discOpt !== undefined && parts.image !== undefined) {
+      const fake = parts.image;
+      const d = tf.variableGrads(() => hingeDiscriminatorLoss(disc.forward(x), disc.forward(fake)), discVars);
+      discLoss = d.value.dataSync()[0];
+      const discNorm = globalNorm(Object.values(d.grads));
+      if (Number.isFinite(discLoss) && Number.isFinite(discNorm)) {
+        discOpt.applyGradients(Object.entries(d.grads).map(([name, tensor]) => ({ name, tensor })));
+      } else {
+        console.warn(`step ${step + 1}: discriminator update skipped (loss ${discLoss}, gradient norm ${discNorm} is not finite)`);
+      }
+      tf.dispose([d.value, ...Object.values(d.grads)]);
+    }
     const num = (t: tf.Scalar | undefined): number => (t === undefined ? NaN : t.dataSync()[0]);
     const stats = model.codebookStats();
     const report: StepReport = {
@@ -499,6 +640,9 @@ export async function trainTokenizer(options: TrainOptions): Promise<TrainResult
       recon: num(parts.recon),
       commit: num(parts.commit),
       semantic: num(parts.semantic),
+      // Present only with their terms on, so that logs of runs without them read as before.
+      ...(c.perceptual > 0 ? { perceptual: num(parts.perceptual) } : {}),
+      ...(ganOn ? { gen: num(parts.gen), disc: discLoss } : {}),
       gradNorm,
       lr,
       usage: stats.usage,
@@ -506,7 +650,7 @@ export async function trainTokenizer(options: TrainOptions): Promise<TrainResult
       stepsPerSecond: 1000 / Math.max(1, Date.now() - t0),
       skipped,
     };
-    tf.dispose([x, target, value, parts.recon, parts.commit, parts.semantic]);
+    tf.dispose([x, target, features, value, parts.recon, parts.commit, parts.semantic, parts.perceptual, parts.gen, parts.image]);
     tf.dispose(Object.values(grads));
     step++;
     reports.push(report);
@@ -522,6 +666,8 @@ export async function trainTokenizer(options: TrainOptions): Promise<TrainResult
     }
   }
   opt.dispose();
+  discOpt?.dispose();
+  disc?.dispose(); // not part of the saved tokenizer: encode/decode do not need it
   const wallSeconds = (Date.now() - started) / 1000;
   let id: string | undefined;
   if (options.save !== undefined) {
