@@ -386,6 +386,28 @@ export function perceptualDistance(a: tf.Tensor4D, b: tf.Tensor4D): tf.Scalar {
   });
 }
 
+/**
+ * Fails early, with a clear error, when the backend cannot take gradients
+ * through the teacher (the perceptual term needs them): e.g. tfjs-backend-wasm
+ * 4.22 has no DepthwiseConv2dNativeBackpropInput, which MobileNetV2's
+ * depthwise convolutions need. One image of zeros, forward and backward.
+ */
+function checkTeacherGradient(teacher: Teacher, size: number): void {
+  try {
+    tf.tidy(() => {
+      const x = tf.zeros([1, size, size, 3]) as tf.Tensor4D;
+      tf.grad((t: tf.Tensor) => tf.sum(teacher.features(t as tf.Tensor4D)))(x).dataSync();
+    });
+  } catch (err) {
+    throw new VtokError(
+      'BACKEND',
+      `The perceptual term needs gradients through the teacher ${teacher.name}, which the ${tf.getBackend()} backend cannot compute: ${(err as Error).message}` +
+        ' (set perceptual to 0, or train on a backend that has the kernel, e.g. --backend cpu or tensorflow)',
+      { subject: 'perceptual', cause: err },
+    );
+  }
+}
+
 /** What the optional loss terms need in a step (absent: the term is off this step). */
 interface ExtraTerms {
   /** Teacher and its (constant) features of x [B, h', w', D], for the perceptual term. */
@@ -492,6 +514,7 @@ export async function trainTokenizer(options: TrainOptions): Promise<TrainResult
   // The bundle to start from is read and checked before the images load (a typo should not wait for a dataset).
   const initBundle = options.initFrom === undefined ? undefined : await readInitBundle(options.initFrom, options.initFromStore);
   if (initBundle !== undefined) checkInitBundle(initBundle, resolveTokenizerConfig(c.model), options.initFrom);
+  if (c.perceptual > 0 && options.teacher !== undefined) checkTeacherGradient(options.teacher, c.imageSize);
   const images = typeof options.data[0] === 'string' ? await loadImageDirs(options.data as string[], { size: c.loadSize || undefined, fit: c.loadFit }) : (options.data as StreamImage[]);
   const stream = new ImageStream(images, { size: c.imageSize, seed: c.seed, flip: c.flip, minStd: c.minCropStd });
   const model = createTokenizerModel(c.model, c.seed);

@@ -91,6 +91,21 @@ describe('perceptual term', () => {
     await expect(resolveTrainConfig({ perceptual: -1 })).rejects.toThrow('Expected number between 0 and Infinity for perceptual but received -1 of type number');
   });
 
+  it('fails before training when the backend cannot take gradients through the teacher', async () => {
+    // A teacher whose gradient throws, as MobileNetV2's depthwise convs do on a wasm backend without DepthwiseConv2dNativeBackpropInput.
+    const opaque = tf.customGrad((x) => ({
+      value: tf.clone(x as tf.Tensor),
+      gradFunc: () => {
+        throw new Error("Kernel 'Missing' not registered for backend 'wasm'");
+      },
+    }));
+    const teacher: Teacher = { name: 'no-grad', dim: 3, features: (x) => tf.tidy(() => opaque(x) as tf.Tensor4D) };
+    // (No leak check: tfjs 4.22's tf.grad itself leaks a tensor when a gradient function throws.)
+    const run = trainTokenizer({ config: await tiny({ perceptual: 1 }), data: images(), runDir: await tmp(), teacher });
+    await expect(run).rejects.toMatchObject({ code: 'BACKEND', subject: 'perceptual' });
+    await expect(run).rejects.toThrow(/The perceptual term needs gradients through the teacher no-grad, which the wasm backend cannot compute: Kernel 'Missing' not registered/);
+  });
+
   it('its gradient reaches the decoder through the frozen teacher; logged; no leaks', async () => {
     const teacher = convTeacher();
     const kernel0 = Array.from(teacher.kernel.dataSync());
