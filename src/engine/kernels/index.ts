@@ -2,9 +2,12 @@
  * The kernels vtok registers with TensorFlow.js, per backend, and why.
  *
  * wasm (tfjs-backend-wasm 4.22 registers 157 kernels, cpu 172; of those
- * missing, training needs the first two):
+ * missing, training needs these three):
  *   Conv2DBackpropFilter  missing: every conv weight gradient
  *   UnsortedSegmentSum    missing: every gather gradient (embeddings, codebooks)
+ *   DepthwiseConv2dNativeBackpropInput
+ *                         missing: gradients through a MobileNet teacher
+ *                         (the tokenizer's perceptual term)
  *   Conv2DBackpropInput   stock is a scalar loop (~2.5 GFLOP/s); conv input
  *                         gradients and conv2dTranspose
  *   BatchMatMul           stock uses XNNPACK only for batch 1 without
@@ -33,6 +36,7 @@ import { batchMatMulWasm, setupBatchMatMulWasm } from './batch-matmul';
 import { binaryWasm, squareWasm } from './binary';
 import { conv2dBackpropFilterWasm } from './conv2d-backprop-filter';
 import { conv2dBackpropInputWasm } from './conv2d-backprop-input';
+import { depthwiseConv2dBackpropInputWasm } from './depthwise-conv2d-backprop-input';
 import { maxPoolGradWasm } from './max-pool-grad';
 import { resizeNearestNeighborGradCpu } from './resize-nearest-grad';
 import { sliceWasm, splitVWasm, stridedSliceWasm, unpackWasm } from './slice';
@@ -54,6 +58,7 @@ interface VtokKernel {
 const WASM_KERNELS: VtokKernel[] = [
   { name: 'Conv2DBackpropFilter', kernelFunc: (a) => conv2dBackpropFilterWasm(a) },
   { name: 'Conv2DBackpropInput', kernelFunc: (a) => conv2dBackpropInputWasm(a) },
+  { name: 'DepthwiseConv2dNativeBackpropInput', kernelFunc: (a) => depthwiseConv2dBackpropInputWasm(a) },
   { name: 'BatchMatMul', kernelFunc: (a) => batchMatMulWasm(a), setupFunc: setupBatchMatMulWasm },
   { name: 'UnsortedSegmentSum', kernelFunc: (a) => unsortedSegmentSumWasm(a) },
   { name: 'Slice', kernelFunc: (a, stock) => sliceWasm(a, required(stock, 'Slice')) },
