@@ -41,7 +41,10 @@
  * current. In 'spatial' mode every key of a pair group whose total changed is
  * pushed again (a falling total raises the others' priority). Tie-break
  * (deterministic, independent of hash layout): higher priority first, then
- * smaller left id, smaller right id, smaller dy, smaller dx.
+ * smaller left id, smaller right id, smaller dy, smaller dx. Every key with a
+ * positive count has an entry at or above it, so the first current entry
+ * popped is the exact argmax whatever else the heap holds: frequency-mode
+ * entries of low priority wait outside it until its top comes down to them.
  *
  * Priorities. 'frequency': the count F(a, b, dy, dx). 'spatial' (after
  * Being-VL, which weighs co-occurrence frequency by how stable the relative
@@ -109,8 +112,23 @@ const EDGE_RIGHT = 0;
 const EDGE_LEFT = 1;
 const EDGE_DOWN = 2;
 const EDGE_UP = 3;
+/**
+ * The heap: 4-ary, entry i in heap[HEAP_FIELDS * (i + HEAP_SKIP) ...] as [priority, tie-break
+ * (left * 2^31 + right), packed offset, key]. Skipping 3 entries puts the four children of every
+ * entry (4i+1 .. 4i+4) in two whole cache lines; 4 children halve the depth of a binary heap.
+ */
+const HEAP_FIELDS = 4;
+/** Frequency mode: entries of priority up to this wait outside the heap (see BpeTrainer.waiting). */
+const WAIT_MAX = 256;
+const HEAP_SKIP = 3;
 /** Occurrences collected and then merged at a time (for a != b). */
 const MERGE_BATCH = 256;
+
+/**
+ * packOffset bound once: tsx, which runs the CLI and the benchmarks, compiles each use of an
+ * imported function to a getter call, too slow for the per-neighbour loops below.
+ */
+const pack = packOffset;
 
 /** Hash of a per-step key (tag, packed offset). */
 function stepHash(tag: number, off: number): number {
@@ -197,20 +215,16 @@ export class BpeTrainer {
   private nodePos: Int32Array;
   private nodeNext: Int32Array;
   private poolUsed = 0;
-  // Max-heap of (priority, key).
-  private heapPrio = new Float64Array(1 << 16);
-  private heapKey = new Int32Array(1 << 16);
-  private heapTie = new Float64Array(1 << 16);
-  private heapOff = new Int32Array(1 << 16);
+  // Max-heap of (priority, key), see HEAP_FIELDS.
+  private heap = new Float64Array(HEAP_FIELDS * (1 << 16));
   private heapSize = 0;
   /**
-   * Frequency mode: heap entries of priority 1 wait unordered here (most keys
-   * occur once and are never popped, and a smaller heap is faster) until the
-   * heap's top falls to 1; then they join the heap and lowMax becomes 0. The
-   * heap's top is above every waiting entry, so the order of pops is the same.
+   * Frequency mode: heap entries of priority p <= lowMax wait unordered in waiting[p] (most keys
+   * never reach the counts that get merged, and a smaller heap is faster) until the heap's top
+   * falls to p; then they join the heap (those still current) and lowMax becomes p - 1. The
+   * heap's top is above every waiting entry, so each step picks the same key (see step).
    */
-  private low = new Int32Array(1 << 16);
-  private lowSize = 0;
+  private readonly waiting: number[][] = [];
   private lowMax: number;
   // Learned merges.
   private readonly mLeft: number[] = [];
@@ -260,7 +274,8 @@ export class BpeTrainer {
     this.horizontal = o.directions !== 'vertical';
     this.vertical = o.directions !== 'horizontal';
     this.spatial = o.priority === 'spatial';
-    this.lowMax = this.spatial ? 0 : 1;
+    this.lowMax = this.spatial ? 0 : WAIT_MAX;
+    for (let p = 0; p <= this.lowMax; p++) this.waiting.push([]);
     this.baseKeys = o.baseVocab <= 2048 ? new Int32Array(2 * o.baseVocab * o.baseVocab).fill(-1) : null;
 
     // Lay the grids out one after another.
@@ -345,10 +360,11 @@ export class BpeTrainer {
     }
     let k = -1;
     for (;;) {
-      if (this.lowSize > 0 && (this.heapSize === 0 || this.heapPrio[0] <= this.lowMax)) this.flushLow();
+      const top = HEAP_FIELDS * HEAP_SKIP;
+      while (this.lowMax > 0 && (this.heapSize === 0 || this.heap[top] <= this.lowMax)) this.flushWaiting();
       if (this.heapSize === 0) break;
-      const prio = this.heapPrio[0];
-      const key = this.heapKey[0];
+      const prio = this.heap[top];
+      const key = this.heap[top + 3];
       this.heapPop();
       const cur = this.priority(key);
       if (prio !== cur) {
@@ -443,14 +459,16 @@ export class BpeTrainer {
       const a = this.keys.ka[k];
       const b = this.keys.kb[k];
       const off = this.keys.kc[k];
+      const dy = offsetDy(off);
+      const dx = offsetDx(off);
       const positions: number[] = [];
       for (let nd = this.rec[k * 2 + 1]; nd >= 0; nd = this.nodeNext[nd]) {
         const p = this.nodePos[nd];
-        if (this.valid(p, a, b, off)) positions.push(p);
+        if (this.valid(p, a, b, dy, dx)) positions.push(p);
       }
       positions.sort((x, y) => x - y);
       if (positions.length === 0 && this.rec[k * 2] === 0) continue;
-      out.set(`${a},${b},${offsetDy(off)},${offsetDx(off)}`, { count: this.rec[k * 2], positions });
+      out.set(`${a},${b},${dy},${dx}`, { count: this.rec[k * 2], positions });
     }
     return out;
   }
@@ -485,10 +503,11 @@ export class BpeTrainer {
     return y * 32768 + (l - y * W);
   }
 
-  private valid(p: number, a: number, b: number, off: number): boolean {
+  /** Whether a at left anchor p and b at p + (dy, dx) are both still there. */
+  private valid(p: number, a: number, b: number, dy: number, dx: number): boolean {
     if (this.cell[p * 4] !== a) return false;
     const W = this.sameW || this.gridW[this.gridOf[p]];
-    return this.cell[(p + offsetDy(off) * W + offsetDx(off)) * 4] === b;
+    return this.cell[(p + dy * W + dx) * 4] === b;
   }
 
   /**
@@ -508,13 +527,13 @@ export class BpeTrainer {
     const ix = this.initIndex;
     if (ix === null) throw new VtokError('BPE', 'internal: keyOf after the initial count');
     const before = ix.size;
-    const i = ix.intern(a, b, packOffset(dy, dx));
+    const i = ix.intern(a, b, pack(dy, dx));
     return i < before ? i : this.newKey(a, b, dy, dx);
   }
 
   /** Creates key (a, b, dy, dx) (deciding whether shape limits forbid it) and returns its index. */
   private newKey(a: number, b: number, dy: number, dx: number): number {
-    const k = this.keys.add(a, b, packOffset(dy, dx));
+    const k = this.keys.add(a, b, pack(dy, dx));
     if (k * 2 >= this.rec.length) this.growKeys(k + 1);
     this.rec[k * 2] = 0;
     this.rec[k * 2 + 1] = -1;
@@ -616,11 +635,12 @@ export class BpeTrainer {
     for (let k = 0; k < this.keys.size; k++) {
       const a = this.keys.ka[k];
       const b = this.keys.kb[k];
-      const off = this.keys.kc[k];
+      const dy = offsetDy(this.keys.kc[k]);
+      const dx = offsetDx(this.keys.kc[k]);
       const first = used;
       for (let nd = this.rec[k * 2 + 1]; nd >= 0; nd = this.nodeNext[nd]) {
         const p = this.nodePos[nd];
-        if (!this.valid(p, a, b, off)) continue;
+        if (!this.valid(p, a, b, dy, dx)) continue;
         pos[used] = p;
         next[used] = used + 1;
         used++;
@@ -766,6 +786,19 @@ export class BpeTrainer {
   }
 
   /**
+   * The merges that the instance of c at x adds to self key (c, c, o) by joining the tiling (or
+   * takes away by leaving it), o = (dy, dx) from x to a neighbouring instance of c. With runs of
+   * `after` instances of c at x + m*o and `before` at x - m*o (m = 1, 2, ...), x joins chains of
+   * floor(before/2) and floor(after/2) merges into one of floor((before + 1 + after)/2): one
+   * merge more exactly when a run is odd. Returns that 0 or 1, walking the run behind x only when
+   * the one ahead (at least the neighbour) is even.
+   */
+  private selfJoin(x: number, c: number, dy: number, dx: number): number {
+    if (this.chain(x, c, dy, dx, 1) & 1) return 1;
+    return this.chain(x, c, dy, dx, -1) & 1;
+  }
+
+  /**
    * Updates pair counts for the instance at x leaving the tiling, given its
    * live neighbours list[0..n) and the key of the pair with each (keys[j],
    * read from the edge arrays: no hash lookup).
@@ -786,14 +819,10 @@ export class BpeTrainer {
       const m = this.recordSelf(k, nSelf);
       if (m < 0) continue;
       nSelf = m;
-      // The offset between the anchors (either order: the chain runs both ways).
+      // The offset from x to y (either order: the chain runs both ways).
       const rcx = this.rowColOf(x);
       const rcy = this.rowColOf(y);
-      const ddy = (rcy >> 15) - (rcx >> 15);
-      const ddx = (rcy & 32767) - (rcx & 32767);
-      const before = this.chain(x, c, ddy, ddx, -1);
-      const after = this.chain(x, c, ddy, ddx, 1);
-      this.addCount(k, (before >> 1) + (after >> 1) - ((before + 1 + after) >> 1));
+      this.addCount(k, -this.selfJoin(x, c, (rcy >> 15) - (rcx >> 15), (rcy & 32767) - (rcx & 32767)));
     }
   }
 
@@ -836,11 +865,7 @@ export class BpeTrainer {
       const m = this.recordSelf(k, nSelf);
       if (m < 0) continue;
       nSelf = m;
-      const ddy = (rcy >> 15) - ry;
-      const ddx = (rcy & 32767) - rx;
-      const before = this.chain(x, c, ddy, ddx, -1);
-      const after = this.chain(x, c, ddy, ddx, 1);
-      this.addCount(k, ((before + 1 + after) >> 1) - (before >> 1) - (after >> 1));
+      this.addCount(k, this.selfJoin(x, c, (rcy >> 15) - ry, (rcy & 32767) - rx));
     }
   }
 
@@ -856,7 +881,7 @@ export class BpeTrainer {
   private stepKey(ty: number, before: number, dy: number, dx: number): number {
     const t = this.stepTok;
     if (ty === t) before = 0; // (t, t, o) is one key whichever instance is earlier
-    const off = packOffset(dy, dx);
+    const off = pack(dy, dx);
     const tag = ty * 2 + before;
     const tab = this.stepTab;
     const mask = this.stepMask;
@@ -990,7 +1015,6 @@ export class BpeTrainer {
     // Walk the key's list of left anchors (and free it), merging the valid ones. A compaction
     // during the merge (new occurrences fill the pool) makes a new pool without this list; the
     // walk goes on in the old one.
-    const off = packOffset(dy, dx);
     const nodePos = this.nodePos;
     const nodeNext = this.nodeNext;
     let nd = this.rec[k * 2 + 1];
@@ -1000,7 +1024,7 @@ export class BpeTrainer {
       let m = 0;
       for (; nd >= 0; nd = nodeNext[nd]) {
         const p = nodePos[nd];
-        if (!this.valid(p, a, b, off)) continue;
+        if (!this.valid(p, a, b, dy, dx)) continue;
         if (m >= this.collect.length) this.collect = growInt32(this.collect, m + 1);
         this.collect[m++] = p;
       }
@@ -1018,7 +1042,7 @@ export class BpeTrainer {
       let m = 0;
       for (let i = 0; i < n; i++) {
         const p = raw[i];
-        if (this.valid(p, a, b, off)) ps[m++] = p;
+        if (this.valid(p, a, b, dy, dx)) ps[m++] = p;
       }
       this.mergeBatch(ps, m, k, a, b, dy, dx, t);
     }
@@ -1173,84 +1197,95 @@ export class BpeTrainer {
       this.heapPush(prio, k);
       return;
     }
-    if (this.lowSize >= this.low.length) this.low = growInt32(this.low, this.lowSize + 1);
-    this.low[this.lowSize++] = k;
+    this.waiting[prio].push(k);
   }
 
-  private flushLow(): void {
-    for (let i = 0; i < this.lowSize; i++) this.heapPush(this.lowMax, this.low[i]);
-    this.lowSize = 0;
-    this.lowMax = 0;
+  /**
+   * Moves the entries waiting at priority lowMax into the heap and lowers lowMax. An entry whose
+   * key's count has changed is stale: a key whose count went up has a newer entry (flushTouched),
+   * and one whose count went down waits again at its count, as step would do when popping it.
+   */
+  private flushWaiting(): void {
+    const prio = this.lowMax;
+    const list = this.waiting[prio];
+    this.waiting[prio] = [];
+    this.lowMax = prio - 1;
+    for (const k of list) {
+      const cur = this.rec[k * 2];
+      if (cur === prio) this.heapPush(prio, k);
+      else if (cur > 0 && cur < prio) this.queue(cur, k);
+    }
   }
 
   private heapPush(prio: number, k: number): void {
-    if (this.heapSize >= this.heapPrio.length) {
-      const n = this.heapPrio.length * 2;
-      const p = new Float64Array(n);
-      p.set(this.heapPrio);
-      this.heapPrio = p;
-      const t = new Float64Array(n);
-      t.set(this.heapTie);
-      this.heapTie = t;
-      this.heapOff = growInt32(this.heapOff, n);
-      this.heapKey = growInt32(this.heapKey, n);
+    const n = this.heapSize++;
+    if (HEAP_FIELDS * (n + HEAP_SKIP + 1) > this.heap.length) {
+      const grown = new Float64Array(2 * this.heap.length);
+      grown.set(this.heap);
+      this.heap = grown;
     }
+    const h = this.heap;
     const tie = this.keys.ka[k] * 2147483648 + this.keys.kb[k];
     const off = this.keys.kc[k];
-    const hp = this.heapPrio;
-    const ht = this.heapTie;
-    const ho = this.heapOff;
-    const hk = this.heapKey;
-    let i = this.heapSize++;
+    let i = n;
     while (i > 0) {
-      const parent = (i - 1) >> 1;
-      const pp = hp[parent];
+      const parent = (i - 1) >> 2;
+      const po = HEAP_FIELDS * (parent + HEAP_SKIP);
+      const pp = h[po];
       // stop unless the new entry is above its parent: higher priority, then smaller (left, right), then smaller offset
-      if (!(prio > pp || (prio === pp && (tie < ht[parent] || (tie === ht[parent] && off < ho[parent]))))) break;
-      hp[i] = pp;
-      ht[i] = ht[parent];
-      ho[i] = ho[parent];
-      hk[i] = hk[parent];
+      if (!(prio > pp || (prio === pp && (tie < h[po + 1] || (tie === h[po + 1] && off < h[po + 2]))))) break;
+      const io = HEAP_FIELDS * (i + HEAP_SKIP);
+      h[io] = pp;
+      h[io + 1] = h[po + 1];
+      h[io + 2] = h[po + 2];
+      h[io + 3] = h[po + 3];
       i = parent;
     }
-    hp[i] = prio;
-    ht[i] = tie;
-    ho[i] = off;
-    hk[i] = k;
+    const io = HEAP_FIELDS * (i + HEAP_SKIP);
+    h[io] = prio;
+    h[io + 1] = tie;
+    h[io + 2] = off;
+    h[io + 3] = k;
   }
 
   private heapPop(): void {
-    const hp = this.heapPrio;
-    const ht = this.heapTie;
-    const ho = this.heapOff;
-    const hk = this.heapKey;
+    const h = this.heap;
     const n = --this.heapSize;
     if (n === 0) return;
-    const prio = hp[n];
-    const tie = ht[n];
-    const off = ho[n];
-    const k = hk[n];
+    // Sift the last entry down from the top.
+    const lo = HEAP_FIELDS * (n + HEAP_SKIP);
+    const prio = h[lo];
+    const tie = h[lo + 1];
+    const off = h[lo + 2];
+    const k = h[lo + 3];
     let i = 0;
     for (;;) {
-      let c = 2 * i + 1;
-      if (c >= n) break;
-      if (c + 1 < n) {
-        const p1 = hp[c + 1];
-        const p0 = hp[c];
-        if (p1 > p0 || (p1 === p0 && (ht[c + 1] < ht[c] || (ht[c + 1] === ht[c] && ho[c + 1] < ho[c])))) c++;
+      const first = 4 * i + 1;
+      if (first >= n) break;
+      // The child above its siblings.
+      let c = first;
+      let co = HEAP_FIELDS * (c + HEAP_SKIP);
+      for (let d = first + 1, end = Math.min(first + 4, n); d < end; d++) {
+        const dO = HEAP_FIELDS * (d + HEAP_SKIP);
+        if (h[dO] > h[co] || (h[dO] === h[co] && (h[dO + 1] < h[co + 1] || (h[dO + 1] === h[co + 1] && h[dO + 2] < h[co + 2])))) {
+          c = d;
+          co = dO;
+        }
       }
-      const pc = hp[c];
-      if (!(pc > prio || (pc === prio && (ht[c] < tie || (ht[c] === tie && ho[c] < off))))) break;
-      hp[i] = pc;
-      ht[i] = ht[c];
-      ho[i] = ho[c];
-      hk[i] = hk[c];
+      const pc = h[co];
+      if (!(pc > prio || (pc === prio && (h[co + 1] < tie || (h[co + 1] === tie && h[co + 2] < off))))) break;
+      const io = HEAP_FIELDS * (i + HEAP_SKIP);
+      h[io] = pc;
+      h[io + 1] = h[co + 1];
+      h[io + 2] = h[co + 2];
+      h[io + 3] = h[co + 3];
       i = c;
     }
-    hp[i] = prio;
-    ht[i] = tie;
-    ho[i] = off;
-    hk[i] = k;
+    const io = HEAP_FIELDS * (i + HEAP_SKIP);
+    h[io] = prio;
+    h[io + 1] = tie;
+    h[io + 2] = off;
+    h[io + 3] = k;
   }
 }
 
