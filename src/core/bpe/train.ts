@@ -196,10 +196,12 @@ export class BpeTrainer {
   /** Key index of base pairs (a, b) side by side at [a*K + b], stacked at [(K + a)*K + b]; -1 = not yet; null when K > 2048. */
   private readonly baseKeys: Int32Array | null;
   /**
-   * Per key, 2 ints (8 keys per cache line): [exact count, or -1 for a key that shape limits
-   * forbid; head of its position list (-1: none)].
+   * Per key: exact count, or -1 for a key that shape limits forbid. Apart from the list heads: the
+   * count is all that removing an instance reads, at random keys, so more of them share a page.
    */
-  private rec = new Int32Array(2 << 16);
+  private count = new Int32Array(1 << 16);
+  /** Per key: head of its position list (-1: none). */
+  private head = new Int32Array(1 << 16);
   /** Per key: its count went up in this step (frequency mode; see flushTouched). */
   private touchedKey = new Uint8Array(1 << 16);
   private touched: number[] = [];
@@ -373,7 +375,7 @@ export class BpeTrainer {
         if (!this.spatial && prio > cur && cur > 0) this.queue(cur, key);
         continue;
       }
-      if (this.rec[key * 2] < o.minFrequency) {
+      if (this.count[key] < o.minFrequency) {
         if (!this.spatial) break; // frequency heap: nothing better below
         continue;
       }
@@ -397,7 +399,7 @@ export class BpeTrainer {
     this.mDy.push(dy);
     this.mDx.push(dx);
     this.mId.push(t);
-    this.mCount.push(this.rec[k * 2]);
+    this.mCount.push(this.count[k]);
     this.applyMerge(k, a, b, dy, dx, t);
     this.flushTouched();
     return true;
@@ -455,20 +457,20 @@ export class BpeTrainer {
   debugPairs(): Map<string, BpePairState> {
     const out = new Map<string, BpePairState>();
     for (let k = 0; k < this.keys.size; k++) {
-      if (this.rec[k * 2] < 0) continue;
+      if (this.count[k] < 0) continue;
       const a = this.keys.ka[k];
       const b = this.keys.kb[k];
       const off = this.keys.kc[k];
       const dy = offsetDy(off);
       const dx = offsetDx(off);
       const positions: number[] = [];
-      for (let nd = this.rec[k * 2 + 1]; nd >= 0; nd = this.nodeNext[nd]) {
+      for (let nd = this.head[k]; nd >= 0; nd = this.nodeNext[nd]) {
         const p = this.nodePos[nd];
         if (this.valid(p, a, b, dy, dx)) positions.push(p);
       }
       positions.sort((x, y) => x - y);
-      if (positions.length === 0 && this.rec[k * 2] === 0) continue;
-      out.set(`${a},${b},${dy},${dx}`, { count: this.rec[k * 2], positions });
+      if (positions.length === 0 && this.count[k] === 0) continue;
+      out.set(`${a},${b},${dy},${dx}`, { count: this.count[k], positions });
     }
     return out;
   }
@@ -481,7 +483,7 @@ export class BpeTrainer {
   // ---------------------------------------------------------------- internals
 
   private priority(k: number): number {
-    const f = this.rec[k * 2];
+    const f = this.count[k];
     if (!this.spatial || f <= 0) return f;
     return (f * f) / this.groupTotal[this.groupOf[k]];
   }
@@ -534,16 +536,16 @@ export class BpeTrainer {
   /** Creates key (a, b, dy, dx) (deciding whether shape limits forbid it) and returns its index. */
   private newKey(a: number, b: number, dy: number, dx: number): number {
     const k = this.keys.add(a, b, pack(dy, dx));
-    if (k * 2 >= this.rec.length) this.growKeys(k + 1);
-    this.rec[k * 2] = 0;
-    this.rec[k * 2 + 1] = -1;
+    if (k >= this.count.length) this.growKeys(k + 1);
+    this.count[k] = 0;
+    this.head[k] = -1;
     // Shape limits (ShapeTable.mergedSize, inline: this runs for every new key).
     const sh = this.shapes;
     const o = this.options;
     const cells = sh.len[a] + sh.len[b];
     const height = Math.max(sh.height[a], dy + sh.height[b]);
     const width = Math.max(sh.maxDx[a], dx + sh.maxDx[b]) - Math.min(sh.minDx[a], dx + sh.minDx[b]) + 1;
-    if (cells > o.maxShapeCells || height > o.maxExtent || width > o.maxExtent) this.rec[k * 2] = -1;
+    if (cells > o.maxShapeCells || height > o.maxExtent || width > o.maxExtent) this.count[k] = -1;
     const top = a > b ? a : b;
     if (top >= this.keyHead.length) this.keyHead = growInt32(this.keyHead, top + 1, -1);
     this.keyNextA[k] = this.keyHead[a];
@@ -568,9 +570,10 @@ export class BpeTrainer {
   }
 
   private growKeys(n: number): void {
-    let m = this.rec.length >> 1;
+    let m = this.count.length;
     while (m < n) m *= 2;
-    this.rec = growInt32(this.rec, 2 * m);
+    this.count = growInt32(this.count, m);
+    this.head = growInt32(this.head, m);
     if (this.touchedKey.length < m) {
       const u = new Uint8Array(m);
       u.set(this.touchedKey);
@@ -596,7 +599,7 @@ export class BpeTrainer {
 
   private addCount(k: number, delta: number): void {
     if (delta === 0) return;
-    this.rec[k * 2] += delta;
+    this.count[k] += delta;
     if (!this.spatial && delta < 0) return; // decreases are found lazily when the entry is popped
     if (this.spatial) {
       const g = this.groupOf[k];
@@ -615,8 +618,8 @@ export class BpeTrainer {
     if (this.poolUsed >= this.nodePos.length) this.compact();
     const nd = this.poolUsed++;
     this.nodePos[nd] = p;
-    this.nodeNext[nd] = this.rec[k * 2 + 1];
-    this.rec[k * 2 + 1] = nd;
+    this.nodeNext[nd] = this.head[k];
+    this.head[k] = nd;
   }
 
   /**
@@ -638,7 +641,7 @@ export class BpeTrainer {
       const dy = offsetDy(this.keys.kc[k]);
       const dx = offsetDx(this.keys.kc[k]);
       const first = used;
-      for (let nd = this.rec[k * 2 + 1]; nd >= 0; nd = this.nodeNext[nd]) {
+      for (let nd = this.head[k]; nd >= 0; nd = this.nodeNext[nd]) {
         const p = this.nodePos[nd];
         if (!this.valid(p, a, b, dy, dx)) continue;
         pos[used] = p;
@@ -646,9 +649,9 @@ export class BpeTrainer {
         used++;
       }
       if (used === first) {
-        this.rec[k * 2 + 1] = -1;
+        this.head[k] = -1;
       } else {
-        this.rec[k * 2 + 1] = first;
+        this.head[k] = first;
         next[used - 1] = -1;
       }
     }
@@ -682,16 +685,16 @@ export class BpeTrainer {
       const k = this.keyOf(a, b, dy, dx);
       if (dy === 0) this.cell[p * 4 + 2] = k;
       else this.cell[p * 4 + 3] = k;
-      if (this.rec[k * 2] < 0) return;
+      if (this.count[k] < 0) return;
       pairKey[m] = k;
       pairPos[m++] = p;
-      if (a !== b) this.rec[k * 2]++;
+      if (a !== b) this.count[k]++;
     };
     // Self pairs: a run of L equal codes along a row (column) gives floor(L/2) merges.
     const run = (c: number, L: number, dy: number, dx: number): void => {
       if (L < 2) return;
       const k = this.keyOf(c, c, dy, dx);
-      if (this.rec[k * 2] >= 0) this.rec[k * 2] += L >> 1;
+      if (this.count[k] >= 0) this.count[k] += L >> 1;
     };
     for (let g = 0; g < G; g++) {
       const s = this.gridStart[g];
@@ -746,16 +749,16 @@ export class BpeTrainer {
       const b0 = base[k];
       const b1 = base[k + 1];
       if (b1 === b0) continue;
-      this.rec[k * 2 + 1] = b0;
+      this.head[k] = b0;
       for (let nd = b0; nd < b1 - 1; nd++) this.nodeNext[nd] = nd + 1;
       this.nodeNext[b1 - 1] = -1;
     }
     this.poolUsed = m;
     for (let k = 0; k < nKeys; k++) {
-      if (this.spatial && this.rec[k * 2] > 0) this.groupTotal[this.groupOf[k]] += this.rec[k * 2];
+      if (this.spatial && this.count[k] > 0) this.groupTotal[this.groupOf[k]] += this.count[k];
     }
     for (let k = 0; k < nKeys; k++) {
-      if (this.rec[k * 2] > 0) this.queue(this.priority(k), k);
+      if (this.count[k] > 0) this.queue(this.priority(k), k);
     }
   }
 
@@ -805,11 +808,11 @@ export class BpeTrainer {
    */
   private removeInstance(x: number, list: Int32Array, keys: Int32Array, n: number): void {
     const c = this.cell[x * 4];
-    const rec = this.rec;
+    const count = this.count;
     let nSelf = 0;
     for (let j = 0; j < n; j++) {
       const k = keys[j];
-      if (rec[k * 2] < 0) continue;
+      if (count[k] < 0) continue;
       const y = list[j];
       if (this.cell[y * 4] !== c) {
         this.addCount(k, -1);
@@ -845,7 +848,7 @@ export class BpeTrainer {
    */
   private addInstance(x: number, list: Int32Array, keys: Int32Array, n: number): void {
     const c = this.cell[x * 4];
-    const rec = this.rec;
+    const count = this.count;
     let nSelf = 0;
     const rcx = this.rowColOf(x);
     const ry = rcx >> 15;
@@ -856,7 +859,7 @@ export class BpeTrainer {
       const rcy = this.rowColOf(y);
       const k = y < x ? this.stepKey(ty, 1, ry - (rcy >> 15), rx - (rcy & 32767)) : this.stepKey(ty, 0, (rcy >> 15) - ry, (rcy & 32767) - rx);
       keys[j] = k;
-      if (rec[k * 2] < 0) continue;
+      if (count[k] < 0) continue;
       this.pushPosition(k, y < x ? y : x);
       if (ty !== c) {
         this.addCount(k, 1);
@@ -1017,8 +1020,8 @@ export class BpeTrainer {
     // walk goes on in the old one.
     const nodePos = this.nodePos;
     const nodeNext = this.nodeNext;
-    let nd = this.rec[k * 2 + 1];
-    this.rec[k * 2 + 1] = -1;
+    let nd = this.head[k];
+    this.head[k] = -1;
     if (a === b) {
       // Greedy in raster order matters only when a chain can overlap itself: sort all.
       let m = 0;
@@ -1174,7 +1177,7 @@ export class BpeTrainer {
       for (const g of this.touchedGroups) {
         this.groupTouched[g] = 0;
         for (let k = this.groupHead[g]; k >= 0; k = this.nextInGroup[k]) {
-          if (this.rec[k * 2] > 0) this.heapPush(this.priority(k), k);
+          if (this.count[k] > 0) this.heapPush(this.priority(k), k);
         }
       }
       this.touchedGroups.length = 0;
@@ -1183,7 +1186,7 @@ export class BpeTrainer {
     // Keys whose count went up at least once in this step (it may have gone down again: push the current count).
     for (const k of this.touched) {
       this.touchedKey[k] = 0;
-      if (this.rec[k * 2] > 0) this.queue(this.rec[k * 2], k);
+      if (this.count[k] > 0) this.queue(this.count[k], k);
     }
     this.touched.length = 0;
   }
@@ -1211,7 +1214,7 @@ export class BpeTrainer {
     this.waiting[prio] = [];
     this.lowMax = prio - 1;
     for (const k of list) {
-      const cur = this.rec[k * 2];
+      const cur = this.count[k];
       if (cur === prio) this.heapPush(prio, k);
       else if (cur > 0 && cur < prio) this.queue(cur, k);
     }
