@@ -25,8 +25,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { VtokError, checkInt, checkNumber, resolveOptions } from '../core/errors';
 import { Rng } from '../core/random';
-import { type TensorMap, type TensorRecord, checkTensorRecord, tensorRecord } from '../core/tensor-map';
-import { type ParamSpecs, addConv, createParams } from './layers';
+import type { TensorMap } from '../core/tensor-map';
+import { type ParamSpecs, addConv, assignParams, createParams, readParams } from './layers';
 
 export interface DiscriminatorConfig {
   /** Channels of the first conv; each further strided conv doubles them, up to 8x. Default 32. */
@@ -128,33 +128,13 @@ export class Discriminator {
   /** Copies of every weight as float32 tensor records, by name. */
   getWeights(): TensorMap {
     this.checkAlive();
-    const out: TensorMap = {};
-    for (const [name, v] of Object.entries(this.variables)) out[name] = tensorRecord('float32', v.shape, Float32Array.from(v.dataSync() as Float32Array));
-    return out;
+    return readParams(this.variables);
   }
 
-  /** Replaces every weight; names and shapes must match exactly (nothing changes when they do not). */
+  /** Replaces every weight. Names, dtypes and shapes must match the config exactly; nothing changes when they do not. */
   setWeights(weights: TensorMap): void {
     this.checkAlive();
-    const names = Object.keys(this.variables);
-    const missing = names.filter((n) => !(n in weights));
-    const unknown = Object.keys(weights).filter((n) => !(n in this.variables));
-    if (missing.length > 0 || unknown.length > 0) {
-      const parts = [missing.length > 0 ? `missing ${missing.join(', ')}` : '', unknown.length > 0 ? `unknown ${unknown.join(', ')}` : ''];
-      throw new VtokError('INVALID_INPUT', `Weights do not match the discriminator config: ${parts.filter((s) => s !== '').join('; ')}`);
-    }
-    for (const name of names) {
-      const rec: TensorRecord = checkTensorRecord(name, weights[name]);
-      const shape = this.variables[name].shape;
-      if (rec.dtype !== 'float32' || rec.shape.length !== shape.length || rec.shape.some((d, i) => d !== shape[i])) {
-        throw new VtokError('INVALID_INPUT', `Expected discriminator weight ${name} to be float32 [${shape.join(', ')}] but received ${rec.dtype} [${rec.shape.join(', ')}]`, {
-          subject: name,
-        });
-      }
-    }
-    tf.tidy(() => {
-      for (const name of names) this.variables[name].assign(tf.tensor(weights[name].data as Float32Array, this.variables[name].shape, 'float32'));
-    });
+    assignParams(this.variables, weights, 'the discriminator');
   }
 
   /** Frees every weight. Safe to call twice. */

@@ -25,7 +25,9 @@
  */
 
 import * as tf from '@tensorflow/tfjs';
+import { VtokError } from '../core/errors';
 import { Rng } from '../core/random';
+import { type TensorMap, type TensorRecord, checkTensorRecord, tensorRecord } from '../core/tensor-map';
 
 /** Named weights of a network. */
 export type Params = Readonly<Record<string, tf.Variable>>;
@@ -200,4 +202,38 @@ export function straightThrough<T extends tf.Tensor>(latent: T, quantized: T): T
 export function detached<T extends tf.Tensor>(fn: () => T): T {
   const f: GradFn = () => ({ value: fn(), gradFunc: () => [] });
   return tf.customGrad(f)() as T;
+}
+
+/** Copies of every variable as float32 tensor records, by name. */
+export function readParams(variables: Readonly<Record<string, tf.Variable>>): TensorMap {
+  const out: TensorMap = {};
+  for (const [name, v] of Object.entries(variables)) out[name] = tensorRecord('float32', v.shape, Float32Array.from(v.dataSync() as Float32Array));
+  return out;
+}
+
+/**
+ * Replaces every variable from tensor records. Names, dtypes and shapes must
+ * match exactly; nothing changes when they do not. `owner` names the model in
+ * the error ("the tokenizer").
+ */
+export function assignParams(variables: Readonly<Record<string, tf.Variable>>, weights: TensorMap, owner: string): void {
+  const names = Object.keys(variables);
+  const missing = names.filter((n) => !(n in weights));
+  const unknown = Object.keys(weights).filter((n) => !(n in variables));
+  if (missing.length > 0 || unknown.length > 0) {
+    const parts = [missing.length > 0 ? `missing ${missing.join(', ')}` : '', unknown.length > 0 ? `unknown ${unknown.join(', ')}` : ''];
+    throw new VtokError('INVALID_INPUT', `Weights do not match ${owner} config: ${parts.filter((p) => p !== '').join('; ')}`);
+  }
+  for (const name of names) {
+    const rec: TensorRecord = checkTensorRecord(name, weights[name]);
+    const shape = variables[name].shape;
+    if (rec.dtype !== 'float32' || rec.shape.length !== shape.length || rec.shape.some((d, i) => d !== shape[i])) {
+      throw new VtokError('INVALID_INPUT', `Expected weight ${name} to be float32 [${shape.join(', ')}] but received ${rec.dtype} [${rec.shape.join(', ')}]`, {
+        subject: name,
+      });
+    }
+  }
+  tf.tidy(() => {
+    for (const name of names) variables[name].assign(tf.tensor(weights[name].data as Float32Array, variables[name].shape, 'float32'));
+  });
 }
