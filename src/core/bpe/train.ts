@@ -251,6 +251,8 @@ export class BpeTrainer {
   private stepStamp = 0;
   private stepTok = 0;
   private selfSeen = new Int32Array(16);
+  /** The key being merged (see step), or -1. */
+  private merging = -1;
   private collect = new Int32Array(1024);
   private readonly raw = new Int32Array(MERGE_BATCH);
   private done = false;
@@ -400,7 +402,13 @@ export class BpeTrainer {
     this.mDx.push(dx);
     this.mId.push(t);
     this.mCount.push(this.count[k]);
+    // Every occurrence of k gets merged (greedy, as encoding does), leaving its count at 0: its
+    // count is left alone during the merge (removeInstance) and set here. This spares walking
+    // the rest of a self pair's chain at each of its merges.
+    this.merging = k;
     this.applyMerge(k, a, b, dy, dx, t);
+    this.merging = -1;
+    this.addCount(k, -this.count[k]);
     this.flushTouched();
     return true;
   }
@@ -812,7 +820,7 @@ export class BpeTrainer {
     let nSelf = 0;
     for (let j = 0; j < n; j++) {
       const k = keys[j];
-      if (count[k] < 0) continue;
+      if (count[k] < 0 || k === this.merging) continue;
       const y = list[j];
       if (this.cell[y * 4] !== c) {
         this.addCount(k, -1);
