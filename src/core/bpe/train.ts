@@ -175,6 +175,7 @@ export class BpeTrainer {
   private readonly invW: number;
   /** When sameW and sameH * sameW are powers of 2: log2(sameW) (else -1), for rowColOf. */
   private readonly shiftW: number;
+  /** Grid of each cell; empty when all grids have one size (sameW). */
   private readonly gridOf: Int32Array;
   private readonly gridH: Int32Array;
   private readonly gridW: Int32Array;
@@ -182,6 +183,7 @@ export class BpeTrainer {
   /** Height and width shared by every grid (the usual case: skips a per-cell lookup), or 0. */
   private readonly sameH: number;
   private readonly sameW: number;
+  /** Neighbours of large merged shapes seen so far, by anchor's place in its grid (one grid's worth: stays in cache). */
   private readonly mark: Int32Array;
   private readonly markAt: Int32Array; // index in the neighbour list of a marked anchor
   private stamp = 0;
@@ -309,9 +311,11 @@ export class BpeTrainer {
     this.invW = this.sameW === 0 ? 0 : 1 / this.sameW;
     const pow2 = (x: number): boolean => x > 0 && (x & (x - 1)) === 0;
     this.shiftW = pow2(this.sameW) && pow2(this.sameW * this.sameH) ? Math.round(Math.log2(this.sameW)) : -1;
-    this.gridOf = new Int32Array(N);
-    this.mark = new Int32Array(N);
-    this.markAt = new Int32Array(N);
+    this.gridOf = new Int32Array(this.sameW === 0 ? N : 0);
+    let gridCells = 0;
+    for (let g = 0; g < G; g++) gridCells = Math.max(gridCells, this.gridStart[g + 1] - this.gridStart[g]);
+    this.mark = new Int32Array(gridCells);
+    this.markAt = new Int32Array(gridCells);
     const K = o.baseVocab;
     for (let g = 0; g < G; g++) {
       const codes = corpus[g].codes;
@@ -327,7 +331,7 @@ export class BpeTrainer {
         this.cell[p * 4] = c;
         this.cell[p * 4 + 1] = p;
         if (this.sameW === 0) this.rowCol[p] = Math.floor(i / W) * 32768 + (i % W);
-        this.gridOf[p] = g;
+        if (this.sameW === 0) this.gridOf[p] = g;
       }
     }
     // Distinct pair keys grow to about half the number of cells on real code grids (2.8M for
@@ -1101,6 +1105,7 @@ export class BpeTrainer {
       const rcp = this.rowColOf(p);
       const y0 = rcp >> 15;
       const x0 = rcp & 32767;
+      const gridStart = p - y0 * W - x0;
       for (let j = 0; j < nc; j++) {
         const cy = y0 + bDy[c0 + j];
         const cx = x0 + bDx[c0 + j];
@@ -1118,11 +1123,11 @@ export class BpeTrainer {
               break;
             }
           }
-        } else if (mark[o] === s) {
-          at = this.markAt[o];
+        } else if (mark[o - gridStart] === s) {
+          at = this.markAt[o - gridStart];
         } else {
-          mark[o] = s;
-          this.markAt[o] = n;
+          mark[o - gridStart] = s;
+          this.markAt[o - gridStart] = n;
         }
         const sj = sides[j];
         if (at < 0) {
