@@ -25,7 +25,8 @@
  * length L that yield floor(L/2) merges each. Counts are kept exact
  * incrementally: when an instance is removed or created, the keys of its
  * neighbours change by -1/+1, and for a == b keys the chain through it is
- * split or joined (delta of the floor(L/2) sums).
+ * split or joined (delta of the floor(L/2) sums). The key being merged is
+ * the exception: all its occurrences merge, so its count goes to 0 at once.
  *
  * Positions. Every key keeps a linked list (typed-array pool) of the left
  * anchors of its occurrences, appended when the occurrence is created (when
@@ -118,9 +119,9 @@ const EDGE_UP = 3;
  * entry (4i+1 .. 4i+4) in two whole cache lines; 4 children halve the depth of a binary heap.
  */
 const HEAP_FIELDS = 4;
+const HEAP_SKIP = 3;
 /** Frequency mode: entries of priority up to this wait outside the heap (see BpeTrainer.waiting). */
 const WAIT_MAX = 256;
-const HEAP_SKIP = 3;
 /** Occurrences collected and then merged at a time (for a != b). */
 const MERGE_BATCH = 256;
 
