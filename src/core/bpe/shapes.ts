@@ -69,7 +69,10 @@ export class ShapeTable {
   private nContacts = 0;
   private readonly horizontal: boolean;
   private readonly vertical: boolean;
-  private readonly byShape = new Map<string, number>();
+  /** Merged shapes by hash of their cells (cellHash, raster order); equal hashes are told apart cell by cell. */
+  private readonly byHash = new Map<number, number[]>();
+  /** Scratch for setContacts. */
+  private candidates = new Float64Array(64);
 
   constructor(baseVocab: number, directions: 'horizontal' | 'vertical' | 'both' = 'both') {
     this.baseVocab = baseVocab;
@@ -94,33 +97,39 @@ export class ShapeTable {
       this.len[c] = 1;
       this.height[c] = 1;
       this.cellCode[c] = c;
-      this.setContacts(c, [{ dy: 0, dx: 0, code: c }]);
+      this.setContacts(c);
     }
     this.nCells = baseVocab;
   }
 
-  private setContacts(id: number, cells: readonly ShapeCell[]): void {
-    const inside = new Set<number>();
-    for (const c of cells) inside.add(packOffset(c.dy + 1, c.dx));
-    const out = new Set<number>();
-    const add = (dy: number, dx: number): void => {
-      const k = packOffset(dy + 1, dx);
-      if (!inside.has(k)) out.add(k);
-    };
-    for (const c of cells) {
+  /**
+   * Contact cells of shape id (its cells set): every allowed neighbour of a cell, as
+   * packOffset(dy + 1, dx), sorted (raster order) without repeats, minus the shape's own cells
+   * (in the same order, so one merge-like walk tells them apart).
+   */
+  private setContacts(id: number): void {
+    const from = this.start[id];
+    const end = from + this.len[id];
+    const { cellDy, cellDx } = this;
+    if (this.candidates.length < 4 * this.len[id]) this.candidates = new Float64Array(8 * this.len[id]);
+    const cand = this.candidates;
+    let m = 0;
+    for (let i = from; i < end; i++) {
+      const y = cellDy[i] + 1;
+      const x = cellDx[i];
       if (this.horizontal) {
-        add(c.dy, c.dx - 1);
-        add(c.dy, c.dx + 1);
+        cand[m++] = packOffset(y, x - 1);
+        cand[m++] = packOffset(y, x + 1);
       }
       if (this.vertical) {
-        add(c.dy - 1, c.dx);
-        add(c.dy + 1, c.dx);
+        cand[m++] = packOffset(y - 1, x);
+        cand[m++] = packOffset(y + 1, x);
       }
     }
-    const list = [...out].sort((a, b) => a - b);
-    if (this.nContacts + list.length > this.bDy.length) {
+    const sorted = cand.subarray(0, m).sort();
+    if (this.nContacts + m > this.bDy.length) {
       let n = this.bDy.length;
-      while (n < this.nContacts + list.length) n *= 2;
+      while (n < this.nContacts + m) n *= 2;
       const grow = (x: Int32Array): Int32Array => {
         const y = new Int32Array(n);
         y.set(x);
@@ -130,12 +139,17 @@ export class ShapeTable {
       this.bDx = grow(this.bDx);
     }
     this.bStart[id] = this.nContacts;
-    this.bLen[id] = list.length;
-    for (const k of list) {
+    let inside = from; // the first cell of the shape not before the candidate
+    for (let r = 0; r < m; r++) {
+      const k = sorted[r];
+      if (r > 0 && k === sorted[r - 1]) continue;
+      while (inside < end && packOffset(cellDy[inside] + 1, cellDx[inside]) < k) inside++;
+      if (inside < end && packOffset(cellDy[inside] + 1, cellDx[inside]) === k) continue;
       this.bDy[this.nContacts] = offsetDy(k) - 1;
       this.bDx[this.nContacts] = offsetDx(k);
       this.nContacts++;
     }
+    this.bLen[id] = this.nContacts - this.bStart[id];
   }
 
   /** Cells of the shape made by putting b's anchor at (dy, dx) from a's anchor (not stored). */
@@ -159,9 +173,15 @@ export class ShapeTable {
     return { cells: this.len[a] + this.len[b], height, width: hi - lo + 1 };
   }
 
-  /** The id of an existing identical shape, or -1. */
+  /** The id of an existing identical merged shape (cells in raster order), or -1. */
   findShape(cells: readonly ShapeCell[]): number {
-    return this.byShape.get(shapeKey(cells)) ?? -1;
+    let h = HASH_SEED;
+    for (const c of cells) h = cellHash(h, c.dy, c.dx, c.code);
+    for (const id of this.byHash.get(h) ?? []) {
+      const s = this.start[id];
+      if (this.len[id] === cells.length && cells.every((c, i) => c.dy === this.cellDy[s + i] && c.dx === this.cellDx[s + i] && c.code === this.cellCode[s + i])) return id;
+    }
+    return -1;
   }
 
   /**
@@ -174,36 +194,55 @@ export class ShapeTable {
     if (!(dy > 0 || (dy === 0 && dx > 0))) {
       throw new VtokError('BPE', `Merge offset (${dy}, ${dx}) must come after the anchor in raster order`);
     }
-    const cells = this.mergedCells(a, b, dy, dx);
-    for (let i = 1; i < cells.length; i++) {
-      if (cells[i].dy === cells[i - 1].dy && cells[i].dx === cells[i - 1].dx) {
-        throw new VtokError('BPE', `Merge of ids ${a} and ${b} at offset (${dy}, ${dx}) overlaps at cell (${cells[i].dy}, ${cells[i].dx})`);
-      }
-    }
-    const key = shapeKey(cells);
-    const existing = this.byShape.get(key);
-    if (existing !== undefined) return existing;
-    const id = this.size++;
-    this.ensure(id + 1, this.nCells + cells.length);
-    this.start[id] = this.nCells;
-    this.len[id] = cells.length;
-    let h = 0;
+    const n = this.len[a] + this.len[b];
+    this.ensure(this.size + 1, this.nCells + n);
+    // The cells of a and those of b (moved by (dy, dx)) are each in raster order: merge the two
+    // lists into the free space after the last shape, which becomes the new shape's if it is new.
+    const { cellDy, cellDx, cellCode } = this;
+    const at = this.nCells;
+    let i = this.start[a];
+    const ie = i + this.len[a];
+    let j = this.start[b];
+    const je = j + this.len[b];
+    let hash = HASH_SEED;
+    let height = 0;
     let lo = 0;
     let hi = 0;
-    for (const c of cells) {
-      this.cellDy[this.nCells] = c.dy;
-      this.cellDx[this.nCells] = c.dx;
-      this.cellCode[this.nCells] = c.code;
-      this.nCells++;
-      h = Math.max(h, c.dy + 1);
-      lo = Math.min(lo, c.dx);
-      hi = Math.max(hi, c.dx);
+    for (let w = at; w < at + n; w++) {
+      const by = j < je ? dy + cellDy[j] : 0;
+      const bx = j < je ? dx + cellDx[j] : 0;
+      const fromA = j >= je || (i < ie && (cellDy[i] < by || (cellDy[i] === by && cellDx[i] < bx)));
+      if (!fromA && i < ie && cellDy[i] === by && cellDx[i] === bx) {
+        throw new VtokError('BPE', `Merge of ids ${a} and ${b} at offset (${dy}, ${dx}) overlaps at cell (${by}, ${bx})`);
+      }
+      const y = fromA ? cellDy[i] : by;
+      const x = fromA ? cellDx[i] : bx;
+      cellDy[w] = y;
+      cellDx[w] = x;
+      cellCode[w] = fromA ? cellCode[i++] : cellCode[j++];
+      hash = cellHash(hash, y, x, cellCode[w]);
+      height = Math.max(height, y + 1);
+      lo = Math.min(lo, x);
+      hi = Math.max(hi, x);
     }
-    this.height[id] = h;
+    const same = this.byHash.get(hash);
+    for (const id of same ?? []) {
+      if (this.len[id] !== n) continue;
+      const s = this.start[id];
+      let k = 0;
+      while (k < n && cellDy[s + k] === cellDy[at + k] && cellDx[s + k] === cellDx[at + k] && cellCode[s + k] === cellCode[at + k]) k++;
+      if (k === n) return id;
+    }
+    const id = this.size++;
+    this.start[id] = at;
+    this.len[id] = n;
+    this.nCells += n;
+    this.height[id] = height;
     this.minDx[id] = lo;
     this.maxDx[id] = hi;
-    this.byShape.set(key, id);
-    this.setContacts(id, cells);
+    if (same) same.push(id);
+    else this.byHash.set(hash, [id]);
+    this.setContacts(id);
     return id;
   }
 
@@ -248,8 +287,11 @@ export class ShapeTable {
   }
 }
 
-function shapeKey(cells: readonly ShapeCell[]): string {
-  let s = '';
-  for (const c of cells) s += `${c.dy},${c.dx},${c.code};`;
-  return s;
+const HASH_SEED = 0x2545f491;
+
+/** Folds one cell (dy, dx, code) into the hash h of a shape's cells. */
+function cellHash(h: number, dy: number, dx: number, code: number): number {
+  h = Math.imul(h ^ packOffset(dy, dx), 0x9e3779b1);
+  h = Math.imul(h ^ (h >>> 15) ^ code, 0x85ebca77);
+  return h ^ (h >>> 13);
 }
