@@ -689,8 +689,15 @@ export class BpeTrainer {
       if (this.horizontal) nPairs += H * (W - 1);
       if (this.vertical) nPairs += (H - 1) * W;
     }
-    const pairKey = new Int32Array(nPairs);
-    const pairPos = new Int32Array(nPairs);
+    // The pairs' anchors and keys wait in the pool's links, nodeNext[0, nPairs) and
+    // [nPairs, 2 nPairs): pages that the lists and later occurrences fill anyway (a fresh page
+    // costs a fault).
+    if (this.nodeNext.length < 2 * nPairs + 1024) {
+      this.nodePos = new Int32Array(2 * nPairs + 1024);
+      this.nodeNext = new Int32Array(2 * nPairs + 1024);
+    }
+    const pairPos = this.nodeNext.subarray(0, nPairs);
+    const pairKey = this.nodeNext.subarray(nPairs, 2 * nPairs);
     let m = 0;
     const pair = (p: number, q: number, dy: number, dx: number): void => {
       const a = cell[p * 4];
@@ -752,10 +759,6 @@ export class BpeTrainer {
     const base = new Int32Array(nKeys + 1);
     for (let i = 0; i < m; i++) base[pairKey[i] + 1]++;
     for (let k = 0; k < nKeys; k++) base[k + 1] += base[k];
-    if (this.nodePos.length < m + 1024) {
-      this.nodePos = new Int32Array(m + 1024 + m);
-      this.nodeNext = new Int32Array(m + 1024 + m);
-    }
     const fill = base.slice(0, nKeys);
     for (let i = 0; i < m; i++) this.nodePos[fill[pairKey[i]]++] = pairPos[i];
     for (let k = 0; k < nKeys; k++) {
