@@ -80,6 +80,13 @@ export class BpeModel {
   /** Whether id t is the left (right) token of some rule: pairs of other tokens need no lookup. */
   private readonly asLeft: Uint8Array;
   private readonly asRight: Uint8Array;
+  /**
+   * One bit per hash of a rule key (left, right, packed offset), set for every rule: a clear bit means
+   * no rule has that key, so most pairs without a rule skip the (much larger, cache-missing) rules index.
+   * About 32 bits per key, so roughly 3% of keyless pairs still reach the index.
+   */
+  private readonly keyFilter: Int32Array;
+  private readonly keyFilterShift: number;
   // Encoder work buffers, reused across calls.
   private tok = new Int32Array(0);
   private owner = new Int32Array(0);
@@ -141,6 +148,15 @@ export class BpeModel {
     }
     this.horizontal = settings.directions !== 'vertical';
     this.vertical = settings.directions !== 'horizontal';
+    let logBits = 10;
+    while (logBits < 30 && 1 << logBits < 32 * this.rules.size) logBits++;
+    this.keyFilter = new Int32Array(1 << (logBits - 5));
+    this.keyFilterShift = 32 - logBits;
+    const { ka, kb, kc } = this.rulesKeys();
+    for (let k = 0; k < ka.length; k++) {
+      const bit = keyHash(ka[k], kb[k], kc[k]) >>> this.keyFilterShift;
+      this.keyFilter[bit >>> 5] |= 1 << (bit & 31);
+    }
   }
 
   /** Base codes plus distinct merged shapes. */
@@ -235,27 +251,36 @@ export class BpeModel {
     const nextSame = this.nextSameKey;
     const baseRanks = this.baseRanks();
     const KK = K * K;
-    // Initial pairs of single cells.
+    const keyFilter = this.keyFilter;
+    const keyFilterShift = this.keyFilterShift;
+    // Initial pairs of single cells (the key filter first: most pairs have no rule, and a clear bit
+    // saves a read of the large rank table or index).
     for (let y = 0; y < H; y++) {
       for (let x = 0; x < W; x++) {
         const p = y * W + x;
         if (this.horizontal && x + 1 < W) {
-          let r: number;
-          if (baseRanks) r = baseRanks[tok[p] * K + tok[p + 1]];
-          else {
-            const k = rules.find(tok[p], tok[p + 1], OFF_RIGHT);
-            r = k < 0 ? -1 : firstRank[k];
+          const bit = keyHash(tok[p], tok[p + 1], OFF_RIGHT) >>> keyFilterShift;
+          if ((keyFilter[bit >>> 5] & (1 << (bit & 31))) !== 0) {
+            let r: number;
+            if (baseRanks) r = baseRanks[tok[p] * K + tok[p + 1]];
+            else {
+              const k = rules.find(tok[p], tok[p + 1], OFF_RIGHT);
+              r = k < 0 ? -1 : firstRank[k];
+            }
+            if (r >= 0) push(r, p);
           }
-          if (r >= 0) push(r, p);
         }
         if (this.vertical && y + 1 < H) {
-          let r: number;
-          if (baseRanks) r = baseRanks[KK + tok[p] * K + tok[p + W]];
-          else {
-            const k = rules.find(tok[p], tok[p + W], OFF_DOWN);
-            r = k < 0 ? -1 : firstRank[k];
+          const bit = keyHash(tok[p], tok[p + W], OFF_DOWN) >>> keyFilterShift;
+          if ((keyFilter[bit >>> 5] & (1 << (bit & 31))) !== 0) {
+            let r: number;
+            if (baseRanks) r = baseRanks[KK + tok[p] * K + tok[p + W]];
+            else {
+              const k = rules.find(tok[p], tok[p + W], OFF_DOWN);
+              r = k < 0 ? -1 : firstRank[k];
+            }
+            if (r >= 0) push(r, p);
           }
-          if (r >= 0) push(r, p);
         }
       }
     }
@@ -336,7 +361,10 @@ export class BpeModel {
           if (!asLeft[tok[e0]] || !asRight[tok[l0]]) continue; // no rule has this pair of tokens
           const ey = Math.floor(e0 / W);
           const ly = Math.floor(l0 / W);
-          const k = rules.find(tok[e0], tok[l0], packOffset(ly - ey, l0 - ly * W - (e0 - ey * W)));
+          const off = packOffset(ly - ey, l0 - ly * W - (e0 - ey * W));
+          const bit = keyHash(tok[e0], tok[l0], off) >>> keyFilterShift;
+          if ((keyFilter[bit >>> 5] & (1 << (bit & 31))) === 0) continue; // no rule has this key
+          const k = rules.find(tok[e0], tok[l0], off);
           if (k < 0) continue;
           let rr = firstRank[k];
           while (rr >= 0 && rr <= r) rr = nextSame[rr];
@@ -505,6 +533,14 @@ export class BpeModel {
       throw new VtokError('BPE', `Token ${describeValue(t)} for ${where} is outside the vocabulary 0..${this.shapes.size - 1}`);
     }
   }
+}
+
+/** A 32-bit hash of a rule key for BpeModel's key filter (independent of PairIndex's hash); use its top bits. */
+function keyHash(a: number, b: number, c: number): number {
+  let h = Math.imul(a, 0x9e3779b1) ^ b;
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b) ^ c;
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
 }
 
 function invalidModel(msg: string): VtokError {
