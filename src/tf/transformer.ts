@@ -472,12 +472,11 @@ export class Transformer {
     if (offsets.length !== Q) throw invalidOption('offsets', `${Q} offsets (one per id)`, offsets);
     if (sees.length !== Q * Q) throw invalidOption('sees', `a ${Q} x ${Q} mask (${Q * Q} values)`, sees);
     const flat = Int32Array.from({ length: Q }, (_, j) => this.checkId(ids[j], 0, S + j));
+    const offs = Int32Array.from({ length: Q }, (_, j) => checkInt(`offsets[${j}]`, offsets[j], 0));
     const positions = new Int32Array(B * Q);
     for (let b = 0; b < B; b++) {
       for (let j = 0; j < Q; j++) {
-        const o = offsets[j];
-        if (!Number.isInteger(o) || o < 0) throw invalidOption(`offsets[${j}]`, 'a non-negative integer', o);
-        const p = cache.nextPosition[b] + o;
+        const p = cache.nextPosition[b] + offs[j];
         if (p >= c.contextLength) {
           throw new VtokError('INVALID_INPUT', `Row ${b} would reach position ${p} but the model's contextLength is ${c.contextLength}`, { subject: 'contextLength' });
         }
