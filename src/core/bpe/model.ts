@@ -259,8 +259,7 @@ export class BpeModel {
       for (let x = 0; x < W; x++) {
         const p = y * W + x;
         if (this.horizontal && x + 1 < W) {
-          const bit = keyHash(tok[p], tok[p + 1], OFF_RIGHT) >>> keyFilterShift;
-          if ((keyFilter[bit >>> 5] & (1 << (bit & 31))) !== 0) {
+          if (mayHaveRule(keyFilter, keyFilterShift, tok[p], tok[p + 1], OFF_RIGHT)) {
             let r: number;
             if (baseRanks) r = baseRanks[tok[p] * K + tok[p + 1]];
             else {
@@ -271,8 +270,7 @@ export class BpeModel {
           }
         }
         if (this.vertical && y + 1 < H) {
-          const bit = keyHash(tok[p], tok[p + W], OFF_DOWN) >>> keyFilterShift;
-          if ((keyFilter[bit >>> 5] & (1 << (bit & 31))) !== 0) {
+          if (mayHaveRule(keyFilter, keyFilterShift, tok[p], tok[p + W], OFF_DOWN)) {
             let r: number;
             if (baseRanks) r = baseRanks[KK + tok[p] * K + tok[p + W]];
             else {
@@ -362,8 +360,7 @@ export class BpeModel {
           const ey = Math.floor(e0 / W);
           const ly = Math.floor(l0 / W);
           const off = packOffset(ly - ey, l0 - ly * W - (e0 - ey * W));
-          const bit = keyHash(tok[e0], tok[l0], off) >>> keyFilterShift;
-          if ((keyFilter[bit >>> 5] & (1 << (bit & 31))) === 0) continue; // no rule has this key
+          if (!mayHaveRule(keyFilter, keyFilterShift, tok[e0], tok[l0], off)) continue; // no rule has this key
           const k = rules.find(tok[e0], tok[l0], off);
           if (k < 0) continue;
           let rr = firstRank[k];
@@ -541,6 +538,12 @@ function keyHash(a: number, b: number, c: number): number {
   h = Math.imul(h ^ (h >>> 16), 0x85ebca6b) ^ c;
   h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
   return (h ^ (h >>> 16)) >>> 0;
+}
+
+/** Whether key (a, b, c) may have a rule: its bit in BpeModel's key filter (false: certainly none). */
+function mayHaveRule(filter: Int32Array, shift: number, a: number, b: number, c: number): boolean {
+  const bit = keyHash(a, b, c) >>> shift;
+  return (filter[bit >>> 5] & (1 << (bit & 31))) !== 0;
 }
 
 function invalidModel(msg: string): VtokError {
