@@ -15,6 +15,7 @@ import { loadTokenizer } from '../../src/io/tokenizer-bundle';
 import { createTokenizerModel } from '../../src/tf/tokenizer';
 import { type StreamImage } from '../../training/data';
 import { rampImages } from '../helpers/ramp-images';
+import { tinyTrainConfig } from '../helpers/tiny-train-config';
 import { CHECKPOINT_FILE, type StepReport, type Teacher, type TrainConfig, perceptualDistance, resolveTrainConfig, trainTokenizer } from '../../training/tokenizer';
 
 // wasm, one thread, like the other tokenizer training tests.
@@ -26,8 +27,6 @@ afterAll(async () => {
 });
 
 const images = (S = 20): StreamImage[] => rampImages(S);
-
-const tiny = async (over: Partial<TrainConfig> = {}): Promise<Partial<TrainConfig>> => ({ ...(await resolveTrainConfig('tiny')), ...over });
 
 /** The small GAN settings the tests use. */
 const GAN: Partial<TrainConfig> = { gan: 0.5, discChannels: 4, discLayers: 2, discLr: 1e-3 };
@@ -85,7 +84,7 @@ describe('perceptualDistance', () => {
 
 describe('perceptual term', () => {
   it('needs a teacher: the error names the perceptual key', async () => {
-    await expect(trainTokenizer({ config: await tiny({ perceptual: 0.5 }), data: images(), runDir: await tmp() })).rejects.toThrow(
+    await expect(trainTokenizer({ config: await tinyTrainConfig({ perceptual: 0.5 }), data: images(), runDir: await tmp() })).rejects.toThrow(
       /perceptual weight is 0\.5 but no teacher was given/,
     );
     await expect(resolveTrainConfig({ perceptual: -1 })).rejects.toThrow('Expected number between 0 and Infinity for perceptual but received -1 of type number');
@@ -101,7 +100,7 @@ describe('perceptual term', () => {
     }));
     const teacher: Teacher = { name: 'no-grad', dim: 3, features: (x) => tf.tidy(() => opaque(x) as tf.Tensor4D) };
     // (No leak check: tfjs 4.22's tf.grad itself leaks a tensor when a gradient function throws.)
-    const run = trainTokenizer({ config: await tiny({ perceptual: 1 }), data: images(), runDir: await tmp(), teacher });
+    const run = trainTokenizer({ config: await tinyTrainConfig({ perceptual: 1 }), data: images(), runDir: await tmp(), teacher });
     await expect(run).rejects.toMatchObject({ code: 'BACKEND', subject: 'perceptual' });
     await expect(run).rejects.toThrow(/The perceptual term needs gradients through the teacher no-grad, which the wasm backend cannot compute: Kernel 'Missing' not registered/);
   });
@@ -111,7 +110,7 @@ describe('perceptual term', () => {
     const kernel0 = Array.from(teacher.kernel.dataSync());
     const before = tf.memory().numTensors;
     // No pixel loss: the decoder learns from the perceptual term alone (teacherDim 0: no semantic decoder needed).
-    const config = await tiny({ steps: 3, l1: 0, l2: 0, perceptual: 1 });
+    const config = await tinyTrainConfig({ steps: 3, l1: 0, l2: 0, perceptual: 1 });
     const dir = await tmp();
     const r = await trainTokenizer({ config, data: images(), runDir: dir, teacher, grids: false });
     for (const s of r.reports) {
@@ -142,7 +141,7 @@ describe('perceptual term', () => {
 
 describe('PatchGAN term', () => {
   it('the new keys at 0 change nothing: same losses and weights as a config without them', async () => {
-    const base = await tiny({ steps: 4 });
+    const base = await tinyTrainConfig({ steps: 4 });
     const a = await trainTokenizer({ config: base, data: images(), runDir: await tmp(), grids: false });
     const dir = await tmp();
     const b = await trainTokenizer({
@@ -164,9 +163,9 @@ describe('PatchGAN term', () => {
 
   it('is off (not computed) before ganStart and on after; the discriminator trains and is checkpointed; no leaks', async () => {
     const before = tf.memory().numTensors;
-    const off = await trainTokenizer({ config: await tiny({ steps: 4 }), data: images(), runDir: await tmp(), grids: false });
+    const off = await trainTokenizer({ config: await tinyTrainConfig({ steps: 4 }), data: images(), runDir: await tmp(), grids: false });
     const dir = await tmp();
-    const on = await trainTokenizer({ config: await tiny({ steps: 4, ...GAN, ganStart: 2 }), data: images(), runDir: dir, grids: false });
+    const on = await trainTokenizer({ config: await tinyTrainConfig({ steps: 4, ...GAN, ganStart: 2 }), data: images(), runDir: dir, grids: false });
     // Steps 1-2: exactly the run without the term, and no gen/disc in the report or the log.
     expect(on.reports.slice(0, 2).map(untimed)).toEqual(off.reports.slice(0, 2).map(untimed));
     const log = (await fs.readFile(path.join(dir, 'log.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
@@ -193,7 +192,7 @@ describe('PatchGAN term', () => {
     ['after', 3],
     ['before', 1],
   ])('resume with the GAN on (stopped %s ganStart) continues exactly like an uninterrupted run', async (_, stopAfter) => {
-    const config = await tiny({ steps: 5, checkpointEvery: 10, ...GAN, ganStart: 2 });
+    const config = await tinyTrainConfig({ steps: 5, checkpointEvery: 10, ...GAN, ganStart: 2 });
     const aDir = await tmp();
     const a = await trainTokenizer({ config, data: images(), runDir: aDir, grids: false });
     const dir = await tmp();
@@ -219,7 +218,7 @@ describe('PatchGAN term', () => {
     const dir = await tmp();
     const store = { store: path.join(dir, 'store'), shipped: false as const };
     const r = await trainTokenizer({
-      config: await tiny({ steps: 3, ...GAN, ganStart: 1, perceptual: 0.5 }),
+      config: await tinyTrainConfig({ steps: 3, ...GAN, ganStart: 1, perceptual: 0.5 }),
       data: images(),
       runDir: dir,
       teacher,

@@ -6,6 +6,7 @@ import { initBackend, shutdownBackend } from '../../src/engine/backend';
 import { loadTokenizer } from '../../src/io/tokenizer-bundle';
 import { type StreamImage } from '../../training/data';
 import { rampImages } from '../helpers/ramp-images';
+import { tinyTrainConfig } from '../helpers/tiny-train-config';
 import { CHECKPOINT_FILE, type TrainConfig, learningRateAt, resolveTrainConfig, trainTokenizer } from '../../training/tokenizer';
 
 // wasm, one thread: the backend training uses on a CPU (cpu's conv backprop is far too slow under jest; see tokenizer-overfit.test.ts).
@@ -18,8 +19,6 @@ afterAll(async () => {
 
 /** Three S x S images of ramps (crops of 16 from 20 with flips give varied batches). */
 const images = (S = 20): StreamImage[] => rampImages(S);
-
-const tiny = async (over: Partial<TrainConfig> = {}): Promise<Partial<TrainConfig>> => ({ ...(await resolveTrainConfig('tiny')), ...over });
 
 async function tmp(): Promise<string> {
   return fs.mkdtemp(path.join(os.tmpdir(), 'vtok-train-'));
@@ -42,7 +41,7 @@ it('the loss falls on a few tiny images, and no tensor leaks', async () => {
   const before = tf.memory().numTensors;
   const dir = await tmp();
   // Whole images (crop = image size), no flips: the same three images every epoch.
-  const r = await trainTokenizer({ config: await tiny({ steps: 30, imageSize: 16, flip: false, batchSize: 3, logEvery: 10 }), data: images(16), runDir: dir });
+  const r = await trainTokenizer({ config: await tinyTrainConfig({ steps: 30, imageSize: 16, flip: false, batchSize: 3, logEvery: 10 }), data: images(16), runDir: dir });
   // Measured (wasm, 1 thread): L1 0.491 -> 0.109 over the 30 steps.
   const first = r.reports.slice(0, 3).reduce((a, b) => a + b.recon, 0) / 3;
   const last = r.reports.slice(-3).reduce((a, b) => a + b.recon, 0) / 3;
@@ -56,7 +55,7 @@ it('the loss falls on a few tiny images, and no tensor leaks', async () => {
 });
 
 it('resume continues the run exactly: 2N steps == N steps + resume + N steps', async () => {
-  const config = await tiny({ steps: 8, checkpointEvery: 4 });
+  const config = await tinyTrainConfig({ steps: 8, checkpointEvery: 4 });
   const a = await trainTokenizer({ config, data: images(), runDir: await tmp() });
   const dir = await tmp();
   const b1 = await trainTokenizer({ config, data: images(), runDir: dir, stopAfter: 4 });
@@ -74,7 +73,7 @@ it('resume continues the run exactly: 2N steps == N steps + resume + N steps', a
 it('a NaN batch skips its step and says so; training goes on', async () => {
   const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
   const r = await trainTokenizer({
-    config: await tiny({ steps: 4 }),
+    config: await tinyTrainConfig({ steps: 4 }),
     data: images(),
     runDir: await tmp(),
     transformBatch: (b, step) => (step === 2 ? b.map(() => NaN) : b),
@@ -90,7 +89,7 @@ it('a NaN batch skips its step and says so; training goes on', async () => {
 
 it('a failed checkpoint write leaves the previous checkpoint whole', async () => {
   const dir = await tmp();
-  const config = await tiny({ steps: 4, checkpointEvery: 4 });
+  const config = await tinyTrainConfig({ steps: 4, checkpointEvery: 4 });
   (await trainTokenizer({ config, data: images(), runDir: dir })).model.dispose();
   const good = await fs.readFile(path.join(dir, CHECKPOINT_FILE));
   // The next checkpoint's final rename fails (as on a full disk): the run fails, the old checkpoint stays whole, no temporary file is left.
@@ -110,7 +109,7 @@ it('a failed checkpoint write leaves the previous checkpoint whole', async () =>
 it('saves the final model with a training card and a reconstruction grid per checkpoint', async () => {
   const dir = await tmp();
   const store = { store: path.join(dir, 'store'), shipped: false as const };
-  const r = await trainTokenizer({ config: await tiny({ steps: 4, checkpointEvery: 2 }), data: images(), runDir: dir, save: { name: 'tiny', store } });
+  const r = await trainTokenizer({ config: await tinyTrainConfig({ steps: 4, checkpointEvery: 2 }), data: images(), runDir: dir, save: { name: 'tiny', store } });
   expect((await fs.readdir(dir)).filter((f) => f.endsWith('.png')).sort()).toEqual(['recon-000002.png', 'recon-000004.png']);
   const loaded = await loadTokenizer('tiny', store);
   expect(loaded.id).toBe(r.id);
