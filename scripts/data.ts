@@ -6,12 +6,15 @@
  *                 and `ukui-wallpapers` (/usr/share/backgrounds); test crops come
  *                 from held-out images (every 5th file in sorted order), never
  *                 from an image that training sees.
+ *   photos-extra  train-only crops of `plasma-workspace-wallpapers`
+ *                 (/usr/share/wallpapers, a different folder, so the photos split
+ *                 above does not depend on whether it is installed).
  *   fashion-mnist `dataset-fashion-mnist` IDX files -> PNG + a sidecar .txt with
  *                 the class name, split as published (60,000 train / 10,000 test).
  *   stamps        `tuxpaint-stamps-default` object photos -> PNG + the first line
  *                 of their caption as a sidecar .txt.
  *
- * Usage: npm run data -- [--out data] [--only photos,fashion-mnist,stamps] [--crops 48] [--size 256]
+ * Usage: npm run data -- [--out data] [--only photos,photos-extra,fashion-mnist,stamps] [--crops 48] [--size 256]
  * Never needed by `npm test`.
  */
 import { promises as fsp, existsSync, readFileSync } from 'node:fs';
@@ -31,7 +34,7 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { out: 'data', only: ['photos', 'fashion-mnist', 'stamps'], crops: 48, size: 256 };
+  const args: Args = { out: 'data', only: ['photos', 'photos-extra', 'fashion-mnist', 'stamps'], crops: 48, size: 256 };
   for (let i = 0; i < argv.length; i++) {
     const [key, value] = [argv[i], argv[i + 1]];
     if (key === '--out') args.out = value;
@@ -64,6 +67,29 @@ function missing(pkg: string, where: string): never {
   throw new Error(`${where} not found: install the Debian package ${pkg} (apt-get install ${pkg}), or on another system put the files there`);
 }
 
+/** Writes nCrops random square crops (random scale 0.25-1 of the short side) of one image as size x size PNGs named NAME-000.png, ... */
+async function writeCrops(src: string, dir: string, nCrops: number, size: number, rng: Rng, name = path.basename(src, path.extname(src))): Promise<void> {
+  await fsp.mkdir(dir, { recursive: true });
+  const meta = await sharp(src).metadata();
+  const w = meta.autoOrient?.width ?? meta.width ?? 0;
+  const h = meta.autoOrient?.height ?? meta.height ?? 0;
+  // Decode once at a working size, then cut crops of random scale from it.
+  const work = Math.min(1024 / Math.min(w, h), 1);
+  const base = sharp(src).rotate().resize(Math.round(w * work), Math.round(h * work)).removeAlpha().flatten({ background: '#ffffff' });
+  const { data, info } = await base.raw().toBuffer({ resolveWithObject: true });
+  const stem = name.replace(/[^A-Za-z0-9_-]/g, '_');
+  for (let c = 0; c < nCrops; c++) {
+    const side = Math.round(Math.min(info.width, info.height) * (0.25 + 0.75 * rng.next()));
+    const left = rng.int(info.width - side + 1);
+    const top = rng.int(info.height - side + 1);
+    await sharp(data, { raw: { width: info.width, height: info.height, channels: info.channels as 3 } })
+      .extract({ left, top, width: side, height: side })
+      .resize(size, size)
+      .png()
+      .toFile(path.join(dir, `${stem}-${String(c).padStart(3, '0')}.png`));
+  }
+}
+
 async function photos(args: Args): Promise<void> {
   const sources = await listFiles('/usr/share/backgrounds', ['.jpg', '.jpeg', '.png', '.webp']);
   if (sources.length === 0) missing('mate-backgrounds ukui-wallpapers', '/usr/share/backgrounds');
@@ -72,31 +98,43 @@ async function photos(args: Args): Promise<void> {
   let nTest = 0;
   for (const [i, src] of sources.entries()) {
     const split = i % 5 === 4 ? 'test' : 'train';
-    const dir = path.join(args.out, 'photos', split);
-    await fsp.mkdir(dir, { recursive: true });
-    const meta = await sharp(src).metadata();
-    const w = meta.autoOrient?.width ?? meta.width ?? 0;
-    const h = meta.autoOrient?.height ?? meta.height ?? 0;
-    // Decode once at a working size, then cut crops of random scale from it.
-    const work = Math.min(1024 / Math.min(w, h), 1);
-    const base = sharp(src).rotate().resize(Math.round(w * work), Math.round(h * work)).removeAlpha().flatten({ background: '#ffffff' });
-    const { data, info } = await base.raw().toBuffer({ resolveWithObject: true });
     const nCrops = split === 'test' ? Math.max(8, Math.floor(args.crops / 3)) : args.crops;
-    const stem = path.basename(src, path.extname(src)).replace(/[^A-Za-z0-9_-]/g, '_');
-    for (let c = 0; c < nCrops; c++) {
-      const side = Math.round(Math.min(info.width, info.height) * (0.25 + 0.75 * rng.next()));
-      const left = rng.int(info.width - side + 1);
-      const top = rng.int(info.height - side + 1);
-      await sharp(data, { raw: { width: info.width, height: info.height, channels: info.channels as 3 } })
-        .extract({ left, top, width: side, height: side })
-        .resize(args.size, args.size)
-        .png()
-        .toFile(path.join(dir, `${stem}-${String(c).padStart(3, '0')}.png`));
-    }
+    await writeCrops(src, path.join(args.out, 'photos', split), nCrops, args.size, rng);
     if (split === 'test') nTest += nCrops;
     else nTrain += nCrops;
   }
   process.stdout.write(`photos: ${nTrain} train crops, ${nTest} test crops from ${sources.length} images -> ${path.join(args.out, 'photos')}\n`);
+}
+
+/**
+ * More training photos for the tokenizer, from a different package and folder
+ * (`plasma-workspace-wallpapers`, /usr/share/wallpapers/NAME/contents/images/:
+ * the largest file of each wallpaper), so that installing it never changes the
+ * photos train/test split above. Train crops only: the held-out test set stays
+ * data/photos/test.
+ */
+async function photosExtra(args: Args): Promise<void> {
+  const root = '/usr/share/wallpapers';
+  const sources: string[] = [];
+  const names = existsSync(root) ? (await fsp.readdir(root)).sort() : [];
+  for (const name of names) {
+    const dir = path.join(root, name, 'contents', 'images');
+    if (!existsSync(dir)) continue;
+    const area = (f: string): number => {
+      const m = /^(\d+)x(\d+)\./.exec(f);
+      return m ? Number(m[1]) * Number(m[2]) : 0;
+    };
+    const files = (await fsp.readdir(dir)).filter((f) => area(f) > 0).sort((a, b) => area(b) - area(a) || (a < b ? -1 : 1));
+    if (files.length > 0) sources.push(path.join(dir, files[0]));
+  }
+  if (sources.length === 0) missing('plasma-workspace-wallpapers', root);
+  const rng = new Rng(20261201);
+  for (const src of sources) {
+    const name = path.basename(path.dirname(path.dirname(path.dirname(src))));
+    // Every file is called WxH.jpg: crops are named after the wallpaper.
+    await writeCrops(src, path.join(args.out, 'photos-extra', 'train'), args.crops, args.size, rng, name);
+  }
+  process.stdout.write(`photos-extra: ${sources.length * args.crops} train crops from ${sources.length} images -> ${path.join(args.out, 'photos-extra')}\n`);
 }
 
 async function fashionMnist(args: Args): Promise<void> {
@@ -145,7 +183,7 @@ async function stamps(args: Args): Promise<void> {
 
 async function run(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
-  const steps: Record<string, (a: Args) => Promise<void>> = { photos, 'fashion-mnist': fashionMnist, stamps };
+  const steps: Record<string, (a: Args) => Promise<void>> = { photos, 'photos-extra': photosExtra, 'fashion-mnist': fashionMnist, stamps };
   for (const name of args.only) {
     const step = steps[name];
     if (!step) throw new Error(`Unknown dataset ${JSON.stringify(name)}; known: ${Object.keys(steps).join(', ')}`);

@@ -9,11 +9,18 @@
  * runs/default. Resume an interrupted run with --resume.
  *
  *   npx tsx training/recipes/default.ts [--resume] [--init-from REF] [--steps N] [--smoke N] [--threads T]
+ *                                       [--data DIR,DIR..] [--run NAME] [--save NAME] [--store DIR]
  *
  * --init-from REF continues training a stored tokenizer (e.g. `default`, the
  * shipped one: weights and codebooks, fresh Adam with the config's warm-up)
  * for --steps N more steps; resume an interrupted continuation with
  * --resume and the same --steps.
+ *
+ * --data lists the training folders (default data/photos/train; `npm run data`
+ * also makes data/photos-extra/train); --run names the run folder under runs/
+ * (default 'default'); --save and --store name the saved tokenizer and its
+ * store (default: 'default' in the shipped store codebooks/), so that an
+ * experiment can be kept out of codebooks/.
  *
  * --smoke N trains N steps into runs/default-smoke, saves nothing, and prints
  * the measured steps/s and the projected time of the full run.
@@ -35,16 +42,20 @@ async function main(): Promise<void> {
   const initFrom = flag('--init-from');
   const steps = flag('--steps') === undefined ? undefined : Number(flag('--steps'));
   const root = path.join(__dirname, '..', '..');
+  const data = (flag('--data') ?? path.join('data', 'photos', 'train')).split(',').map((d) => path.resolve(root, d));
+  const runName = flag('--run') ?? 'default';
+  const saveName = flag('--save') ?? 'default';
+  const saveStore = path.resolve(root, flag('--store') ?? 'codebooks');
   await initBackend({ backend: 'wasm', threads });
   try {
     const config = await resolveTrainConfig('default');
     if (steps !== undefined) config.steps = steps;
     const teacher = await loadTeacher({ source: 'nsfwjs-mobilenet-v2' });
-    const runDir = path.join(root, 'runs', smoke === undefined ? 'default' : 'default-smoke');
+    const runDir = path.join(root, 'runs', smoke === undefined ? runName : `${runName}-smoke`);
     const t0 = Date.now();
     const result = await trainTokenizer({
       config,
-      data: [path.join(root, 'data', 'photos', 'train')],
+      data,
       runDir,
       teacher,
       resume: args.includes('--resume'),
@@ -52,7 +63,7 @@ async function main(): Promise<void> {
       initFromStore: { store: path.join(root, 'codebooks'), shipped: false }, // 'default' = the shipped bundle, not a user's
       stopAfter: smoke,
       grids: smoke === undefined,
-      save: smoke === undefined ? { name: 'default', store: { store: path.join(root, 'codebooks'), shipped: false } } : undefined,
+      save: smoke === undefined ? { name: saveName, store: { store: saveStore, shipped: false } } : undefined,
       onStep: (r) => {
         if (r.step % 5 === 0 || r.step <= 3 || r.skipped) {
           process.stdout.write(
@@ -69,7 +80,7 @@ async function main(): Promise<void> {
       `${result.steps} steps in ${((Date.now() - t0) / 1000).toFixed(1)} s (incl. loading); median ${median.toFixed(3)} steps/s; ` +
         `the full ${config.steps} steps would take ~${(config.steps / median / 60).toFixed(0)} min\n`,
     );
-    if (result.id !== undefined) process.stdout.write(`saved default tokenizer ${result.id}\n`);
+    if (result.id !== undefined) process.stdout.write(`saved tokenizer ${saveName} ${result.id} in ${saveStore}\n`);
     result.model.dispose();
     teacher.dispose();
   } finally {
