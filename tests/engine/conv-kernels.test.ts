@@ -4,7 +4,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, shutdownBackend } from '../../src/engine/backend';
 import { Rng } from '../../src/core/random';
-import { expectSameOnBoth, randn } from './helpers';
+import { Scratch, type WasmBackend } from '../../src/engine/kernels/wasm-util';
+import { conv2dBackpropFilterGemm } from '../../src/engine/kernels/conv2d-backprop-filter';
+import { expectSameOnBoth, relError, runOn, randn } from './helpers';
 
 const TOL = 2e-5;
 
@@ -34,6 +36,14 @@ const CASES: ConvCase[] = [
   { x: [2, 9, 9, 2], f: [3, 3, 2, 3], strides: 2, pad: [[0, 0], [1, 2], [2, 0], [0, 0]] },
   { x: [2, 12, 12, 8], f: [3, 3, 8, 16], strides: 1, pad: 'same' },
   { x: [2, 5, 5, 3], f: [4, 4, 3, 2], strides: 1, pad: [[0, 0], [4, 0], [0, 5], [0, 0]] }, // pads wider than the filter
+  // Conv2DBackpropFilter's grid of x phases: odd sizes, unread rows, phases no tap reads, no padding at all
+  { x: [2, 11, 13, 3], f: [3, 3, 3, 4], strides: 2, pad: 'same' },
+  { x: [2, 10, 11, 3], f: [3, 3, 3, 2], strides: 3, pad: 'valid' }, // last row and last 2 columns unread
+  { x: [2, 9, 7, 4], f: [4, 4, 4, 3], strides: 1, pad: 'same' },
+  { x: [2, 9, 9, 3], f: [4, 4, 3, 2], strides: 2, pad: 'same' },
+  { x: [2, 8, 8, 4], f: [1, 1, 4, 5], strides: 2, pad: 'valid' }, // one phase of four read
+  { x: [2, 8, 6, 3], f: [2, 2, 3, 4], strides: 2, pad: 'valid' }, // patches: dy needs no grid
+  { x: [2, 7, 7, 3], f: [3, 3, 3, 4], strides: 1, pad: [[0, 0], [0, 2], [2, 0], [0, 0]] }, // taps reading only rows below
 ];
 
 function describeCase(c: ConvCase): string {
@@ -60,6 +70,45 @@ describe('Conv2DBackpropFilter and Conv2DBackpropInput (conv2d gradients)', () =
         }),
       TOL,
     );
+  });
+});
+
+describe('Conv2DBackpropFilter with the sum over the batch split into chunks of images', () => {
+  // chunkElements: elements of dy on the grid per chunk. x [5, 6, 7, 3] 3x3x3x4 'same' has an
+  // 8 x 9 grid per image, 288 elements with 4 channels: 576 makes chunks of 2, 2, 1 images;
+  // 1 makes one image each.
+  it.each([
+    { x: [5, 6, 7, 3], f: [3, 3, 3, 4], strides: 1, chunkElements: 576 },
+    { x: [5, 6, 7, 3], f: [3, 3, 3, 4], strides: 1, chunkElements: 1 },
+    { x: [3, 9, 8, 2], f: [4, 4, 2, 3], strides: 2, chunkElements: 1 },
+    { x: [0, 6, 7, 3], f: [3, 3, 3, 4], strides: 1, chunkElements: 576 }, // empty batch: dW = 0
+  ] as const)('x $x filter $f stride $strides, chunks of $chunkElements dy elements', async (c) => {
+    const rng = new Rng(23);
+    const xs = [...c.x] as [number, number, number, number];
+    const fs = [...c.f] as [number, number, number, number];
+    const info = tf.backend_util.computeConv2DInfo(xs, fs, c.strides, 1, 'same');
+    const dyShape = [info.batchSize, info.outHeight, info.outWidth, info.outChannels];
+    const xv = randn(rng, xs);
+    const dyv = randn(rng, dyShape);
+    const attrs = { strides: c.strides, pad: 'same', dataFormat: 'NHWC', dimRoundingMode: undefined, filterShape: fs };
+    const [want] = await runOn('cpu', () =>
+      tf.tidy(() => tf.engine().runKernel('Conv2DBackpropFilter', { x: tf.tensor(xv, xs), dy: tf.tensor(dyv, dyShape) }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor),
+    );
+    const [got] = await runOn('wasm', () =>
+      tf.tidy(() => {
+        const x = tf.tensor(xv, xs);
+        const dy = tf.tensor(dyv, dyShape);
+        const s = new Scratch(tf.backend() as unknown as WasmBackend);
+        try {
+          const out = s.keep(conv2dBackpropFilterGemm(s, x, dy, info, undefined, c.chunkElements));
+          return tf.engine().makeTensorFromTensorInfo(out);
+        } finally {
+          s.dispose();
+        }
+      }),
+    );
+    expect(got.length).toBe(fs.reduce((a, b) => a * b, 1));
+    expect(relError(got, want)).toBeLessThanOrEqual(TOL);
   });
 });
 
