@@ -33,6 +33,16 @@
  *     x grid 12, first product (packs dy) 12, other 8 products 51.
  *   1 thread: 1.5-1.8x (s1), 1.35-1.45x (s2); the tokenizer's conv shapes
  *     (bench:engine's training step) 1.6-2.5x faster than the previous kernel.
+ *   bench:engine (full run, load 4.6): filter grad / forward 2.02x (s1) and
+ *     1.95x (s2) on 2 threads, 1.75x and 1.34x on 1 thread. Three runs
+ *     alternating with the previous kernel (wasm 1t/2t only, load 3.3-4.8):
+ *     2 threads s1 1.59, 3.02, 1.64x vs 2.23, 2.50, 2.89x; s2 1.77, 2.69, 1.64x
+ *     vs 2.50, 3.99, 3.22x; training step 1t 184, 238, 230 ms vs 324, 298, 430;
+ *     2t 235, 358, 317 ms vs 367, 423, 311. On a busy machine the 2-thread
+ *     times swing 2x between runs: the 2x target is met on average, not in
+ *     every run. Small products on 2 threads (the tokenizer's 16x16 and 32x32
+ *     layers) gain little over the previous kernel: each call is a thread-pool
+ *     round trip.
  * The previous kernel, one XNNPACK Conv2D of xT = transpose(x) [C, H, W, B]
  * with dyT = transpose(dy) [OH, OW, B, O] as its filter (dilation = stride),
  * in the same runs: 2.9x (s1) and 3.4x (s2) the forward's time; its split (s1,
