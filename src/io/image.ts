@@ -7,7 +7,9 @@
  * AVIF/HEIF (first frame or page), in grey, RGB or CMYK.
  *
  * Pipeline: the header is read first (format, size, bit depth; the pixel
- * limit is checked here). sharp then applies the EXIF orientation, resizes
+ * limit is checked here), in JS for ordinary PNG, JPEG, WebP and GIF files
+ * (src/core/image-header.ts), else by sharp's metadata(). sharp then
+ * applies the EXIF orientation, resizes
  * (JPEG and WebP are decoded at 1/2, 1/4 or 1/8 scale when the target is
  * small enough: sharp's shrink-on-load, on by default) and converts to sRGB
  * (embedded ICC profiles are honoured; CMYK without a profile goes through
@@ -33,6 +35,7 @@ import { promises as fsp } from 'node:fs';
 import sharp from 'sharp';
 import type { Metadata, OutputInfo } from 'sharp';
 import { VtokError, checkInt, checkOneOf, invalidOption, resolveOptions } from '../core/errors';
+import { orientedSize, parseImageHeader } from '../core/image-header';
 
 import { parseColour, type Colour } from './image-colour';
 
@@ -394,28 +397,22 @@ async function decodePixels(input: ImageInput, source: string, opts: ResolvedRea
   // The header first: format, size and bit depth, before any pixel is decoded.
   // The pixel limit is checked here (not by sharp) so that the message can say
   // how many pixels the image declares.
-  let meta: Metadata;
-  try {
-    meta = await sharp(bytes, { limitInputPixels: false, failOn: opts.failOn }).metadata();
-  } catch (err) {
-    throw decodeError(source, bytes, err);
-  }
-  if (!(IMAGE_FORMATS as readonly string[]).includes(meta.format)) {
+  const head = await readHeader(bytes, source, opts);
+  if (!(IMAGE_FORMATS as readonly string[]).includes(head.format)) {
     throw new VtokError(
       'IMAGE_DECODE',
-      `Could not decode ${source}: ${meta.format} images are not supported (supported: jpeg, png, webp, tiff, gif, avif/heif)`,
+      `Could not decode ${source}: ${head.format} images are not supported (supported: jpeg, png, webp, tiff, gif, avif/heif)`,
       { subject: source },
     );
   }
-  const declared = meta.width * meta.height;
-  if (declared > opts.maxPixels) throw tooLarge(source, meta.width, meta.height, opts.maxPixels);
+  const declared = head.width * head.height;
+  if (declared > opts.maxPixels) throw tooLarge(source, head.width, head.height, opts.maxPixels);
 
   // sharp orients, resizes and converts to sRGB; compositing alpha and padding
   // are done here, in float, while converting to [-1, 1]: sharp scales a
   // background colour by 256 (not 257) for 16-bit images, and this way both
   // depths composite exactly, with no intermediate rounding to 8 bits.
-  const is16 = meta.depth === 'ushort';
-  const upright = meta.autoOrient ?? { width: meta.width, height: meta.height };
+  const { is16, upright } = head;
   let pipeline = sharp(bytes, { limitInputPixels: opts.maxPixels, failOn: opts.failOn, autoOrient: true });
   if (opts.target) {
     pipeline = pipeline.resize({
@@ -453,7 +450,7 @@ async function decodePixels(input: ImageInput, source: string, opts: ResolvedRea
       originalHeight: upright.height,
       channels: 3,
       source,
-      format: meta.format,
+      format: head.format,
       bitDepth: is16 ? 16 : 8,
     },
     samples,
@@ -461,6 +458,45 @@ async function decodePixels(input: ImageInput, source: string, opts: ResolvedRea
     innerWidth: width,
     innerHeight: height,
     background: [opts.background.r, opts.background.g, opts.background.b],
+  };
+}
+
+/** What decodePixels needs from the header. */
+interface Header {
+  format: string;
+  /** Stored size, as the pixel limit counts it. */
+  width: number;
+  height: number;
+  is16: boolean;
+  /** Size as displayed (EXIF orientation applied). */
+  upright: { width: number; height: number };
+}
+
+/**
+ * The header of an encoded image: from the bytes in JS when parseImageHeader
+ * is sure of it (PNG, JPEG, WebP, GIF: libvips then parses the file once, not
+ * twice), else from sharp's metadata(), whose failures become the usual decode
+ * errors. sharp still applies the orientation itself (autoOrient), so the
+ * parser's orientation only sets originalWidth/originalHeight; skipping
+ * autoOrient for unrotated files saved no measurable CPU (bench/read-cost.ts).
+ */
+async function readHeader(bytes: Uint8Array, source: string, opts: ResolvedRead): Promise<Header> {
+  const h = parseImageHeader(bytes);
+  if (h) {
+    return { format: h.format, width: h.width, height: h.height, is16: h.depth === 'ushort', upright: orientedSize(h) };
+  }
+  let meta: Metadata;
+  try {
+    meta = await sharp(bytes, { limitInputPixels: false, failOn: opts.failOn }).metadata();
+  } catch (err) {
+    throw decodeError(source, bytes, err);
+  }
+  return {
+    format: meta.format,
+    width: meta.width,
+    height: meta.height,
+    is16: meta.depth === 'ushort',
+    upright: meta.autoOrient ?? { width: meta.width, height: meta.height },
   };
 }
 
