@@ -5,7 +5,7 @@
  *
  * Stages, each run over all files on its own (so its CPU can be told apart):
  *   read      fsp.readFile of the image (and, for Fashion-MNIST, its .txt sidecar)
- *   readSync  the same with readFileSync (what src/io/dataset/read.ts does for files <= 64 KiB)
+ *   readSync  the same with readFileSync (what src/io/dataset/read.ts does for files <= 256 KiB)
  *   sha256    sha256 of the image bytes
  *   metadata  sharp(bytes).metadata()
  *   header    the JS header parser (src/core/image-header.ts)
