@@ -3,20 +3,23 @@
  * reproducibly (fixed seed, sorted inputs), from Debian packages:
  *
  *   photos        random crops of the photographs/wallpapers of `mate-backgrounds`
- *                 and `ukui-wallpapers` (/usr/share/backgrounds); test crops come
+ *                 and `ukui-wallpapers` (the files of those packages under /usr/share/backgrounds); test crops come
  *                 from held-out images (every 5th file in sorted order), never
  *                 from an image that training sees.
  *   photos-extra  train-only crops of `plasma-workspace-wallpapers`
  *                 (/usr/share/wallpapers, a different folder, so the photos split
  *                 above does not depend on whether it is installed).
+ *   photos-heldout test-only crops of the photographs of `lomiri-wallpapers-16.04`
+ *                 and `lomiri-wallpapers-20.04` (19 images no tokenizer trains on).
  *   fashion-mnist `dataset-fashion-mnist` IDX files -> PNG + a sidecar .txt with
  *                 the class name, split as published (60,000 train / 10,000 test).
  *   stamps        `tuxpaint-stamps-default` object photos -> PNG + the first line
  *                 of their caption as a sidecar .txt.
  *
- * Usage: npm run data -- [--out data] [--only photos,photos-extra,fashion-mnist,stamps] [--crops 48] [--size 256]
+ * Usage: npm run data -- [--out data] [--only photos,photos-extra,photos-heldout,fashion-mnist,stamps] [--crops 48] [--size 256]
  * Never needed by `npm test`.
  */
+import { execFileSync } from 'node:child_process';
 import { promises as fsp, existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -34,7 +37,7 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { out: 'data', only: ['photos', 'photos-extra', 'fashion-mnist', 'stamps'], crops: 48, size: 256 };
+  const args: Args = { out: 'data', only: ['photos', 'photos-extra', 'photos-heldout', 'fashion-mnist', 'stamps'], crops: 48, size: 256 };
   for (let i = 0; i < argv.length; i++) {
     const [key, value] = [argv[i], argv[i + 1]];
     if (key === '--out') args.out = value;
@@ -61,6 +64,27 @@ async function listFiles(dir: string, exts: string[]): Promise<string[]> {
   }
   if (existsSync(dir)) await walk(dir);
   return out.sort();
+}
+
+const PHOTO_EXTS = ['.jpg', '.jpeg', '.png', '.webp'];
+
+/**
+ * Image files that the Debian packages `pkgs` installed under `dir` (dpkg -L),
+ * sorted; without dpkg (another system), every image file under `dir`. Listing
+ * by package keeps a split from depending on what else is installed there
+ * (the lomiri wallpapers of photos-heldout live in the same folder).
+ */
+async function packageImages(pkgs: string[], dir: string): Promise<string[]> {
+  let listed: string;
+  try {
+    listed = execFileSync('dpkg', ['-L', ...pkgs], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  } catch {
+    return listFiles(dir, PHOTO_EXTS);
+  }
+  const files = listed
+    .split('\n')
+    .filter((f) => f.startsWith(dir + '/') && PHOTO_EXTS.includes(path.extname(f).toLowerCase()) && existsSync(f));
+  return [...new Set(files)].sort();
 }
 
 function missing(pkg: string, where: string): never {
@@ -91,7 +115,7 @@ async function writeCrops(src: string, dir: string, nCrops: number, size: number
 }
 
 async function photos(args: Args): Promise<void> {
-  const sources = await listFiles('/usr/share/backgrounds', ['.jpg', '.jpeg', '.png', '.webp']);
+  const sources = await packageImages(['mate-backgrounds', 'ukui-wallpapers'], '/usr/share/backgrounds');
   if (sources.length === 0) missing('mate-backgrounds ukui-wallpapers', '/usr/share/backgrounds');
   const rng = new Rng(20261124);
   let nTrain = 0;
@@ -181,9 +205,24 @@ async function stamps(args: Args): Promise<void> {
   process.stdout.write(`stamps: ${n} captioned images -> ${path.join(args.out, 'stamps')}\n`);
 }
 
+/**
+ * A second held-out photo set, test only, from images no vtok tokenizer trains
+ * on: the photographs of `lomiri-wallpapers-16.04` and `lomiri-wallpapers-20.04`
+ * (19 images), 8 crops each. More distinct images than data/photos/test (8), so
+ * that codebook usage measures the tokenizer rather than the test set's variety.
+ */
+async function photosHeldout(args: Args): Promise<void> {
+  const sources = await packageImages(['lomiri-wallpapers-16.04', 'lomiri-wallpapers-20.04'], '/usr/share/backgrounds');
+  if (sources.length === 0) missing('lomiri-wallpapers-16.04 lomiri-wallpapers-20.04', '/usr/share/backgrounds');
+  const rng = new Rng(20261202);
+  const nCrops = Math.max(8, Math.floor(args.crops / 6));
+  for (const src of sources) await writeCrops(src, path.join(args.out, 'photos-heldout', 'test'), nCrops, args.size, rng);
+  process.stdout.write(`photos-heldout: ${sources.length * nCrops} test crops from ${sources.length} images -> ${path.join(args.out, 'photos-heldout')}\n`);
+}
+
 async function run(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
-  const steps: Record<string, (a: Args) => Promise<void>> = { photos, 'photos-extra': photosExtra, 'fashion-mnist': fashionMnist, stamps };
+  const steps: Record<string, (a: Args) => Promise<void>> = { photos, 'photos-extra': photosExtra, 'photos-heldout': photosHeldout, 'fashion-mnist': fashionMnist, stamps };
   for (const name of args.only) {
     const step = steps[name];
     if (!step) throw new Error(`Unknown dataset ${JSON.stringify(name)}; known: ${Object.keys(steps).join(', ')}`);
