@@ -46,8 +46,8 @@ function shapeBytes(shape: number[]): Uint8Array {
   return new Uint8Array(new Int32Array(shape).buffer);
 }
 
-/** out = a @ b for a [1, M, K], b [1, K, N], out [1, M, N] (XNNPACK's path). */
-function matmul3(be: WasmBackend, a: tf.TensorInfo, b: tf.TensorInfo, out: tf.TensorInfo): void {
+/** out = a @ b for a [1, M, K], b [1, K, N], out [1, M, N] (XNNPACK's path; also the filter gradient's products). */
+export function matmul3(be: WasmBackend, a: tf.TensorInfo, b: tf.TensorInfo, out: tf.TensorInfo): void {
   if (!wasmMatMul) throw new Error('vtok BatchMatMul used before the wasm backend set it up');
   const id = (t: tf.TensorInfo) => be.dataIdMap.get(t.dataId).id;
   wasmMatMul(id(a), shapeBytes(a.shape), 3, id(b), shapeBytes(b.shape), 3, false, false, id(out));

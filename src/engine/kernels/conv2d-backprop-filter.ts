@@ -69,19 +69,9 @@
  * were slower, not faster.
  */
 import * as tf from '@tensorflow/tfjs';
+import { matmul3 } from './batch-matmul';
 import { heapF32, offsetOf, Scratch, transposeOuter, type KernelArgs, type WasmBackend } from './wasm-util';
 
-type WasmMatMul = (
-  aId: number,
-  aShape: Uint8Array,
-  aRank: number,
-  bId: number,
-  bShape: Uint8Array,
-  bRank: number,
-  transposeA: boolean,
-  transposeB: boolean,
-  outId: number,
-) => void;
 
 /**
  * Elements of dy (on the grid) per chunk of images, about 4 MB: XNNPACK packs
@@ -89,21 +79,6 @@ type WasmMatMul = (
  * in cache; fewer, larger chunks mean fewer (multi-threaded) calls.
  */
 export const CHUNK_ELEMENTS = 1 << 20;
-
-const matmulOf = new WeakMap<object, WasmMatMul>();
-
-/** out = a @ b for a [1, M, K], b [1, K, N], out [1, M, N], by XNNPACK (tfjs-backend-wasm's C++ BatchMatMul). */
-function matmul3(be: WasmBackend, a: tf.TensorInfo, b: tf.TensorInfo, out: tf.TensorInfo): void {
-  let f = matmulOf.get(be.wasm);
-  if (!f) {
-    const types = ['number', 'array', 'number', 'number', 'array', 'number', 'number', 'number', 'number'];
-    f = be.wasm.cwrap('BatchMatMul', null, types) as unknown as WasmMatMul;
-    matmulOf.set(be.wasm, f);
-  }
-  const id = (t: tf.TensorInfo) => be.dataIdMap.get(t.dataId).id;
-  const bytes = (shape: number[]) => new Uint8Array(new Int32Array(shape).buffer);
-  f(id(a), bytes(a.shape), 3, id(b), bytes(b.shape), 3, false, false, id(out));
-}
 
 /** One axis of the grid: which x phase and which offset each filter tap reads. */
 interface AxisPlan {
