@@ -15,8 +15,10 @@
  *                 the class name, split as published (60,000 train / 10,000 test).
  *   stamps        `tuxpaint-stamps-default` object photos -> PNG + the first line
  *                 of their caption as a sidecar .txt.
+ *   stamps-probe  the stamps of the 8 largest categories, labelled by category
+ *                 (labels.jsonl), alternate images in train/test: a linear-probe set.
  *
- * Usage: npm run data -- [--out data] [--only photos,photos-extra,photos-heldout,fashion-mnist,stamps] [--crops 48] [--size 256]
+ * Usage: npm run data -- [--out data] [--only photos,photos-extra,photos-heldout,fashion-mnist,stamps,stamps-probe] [--crops 48] [--size 256]
  * Never needed by `npm test`.
  */
 import { execFileSync } from 'node:child_process';
@@ -37,7 +39,7 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { out: 'data', only: ['photos', 'photos-extra', 'photos-heldout', 'fashion-mnist', 'stamps'], crops: 48, size: 256 };
+  const args: Args = { out: 'data', only: ['photos', 'photos-extra', 'photos-heldout', 'fashion-mnist', 'stamps', 'stamps-probe'], crops: 48, size: 256 };
   for (let i = 0; i < argv.length; i++) {
     const [key, value] = [argv[i], argv[i + 1]];
     if (key === '--out') args.out = value;
@@ -206,6 +208,42 @@ async function stamps(args: Args): Promise<void> {
 }
 
 /**
+ * A labelled object set for linear probes of semantic codes:
+ * data/stamps-probe/{train,test}/ with the stamps (flattened names) of every
+ * top-level category with at least 30 of them, labelled by that category in
+ * labels.jsonl; alternate images of each category (in name order) go to train
+ * and test. Objects of the kind an ImageNet teacher knows (animals, food,
+ * plants, vehicles, ...), unlike Fashion-MNIST's grey clothing.
+ */
+async function stampsProbe(args: Args): Promise<void> {
+  const root = '/usr/share/tuxpaint/stamps';
+  const pngs = (await listFiles(root, ['.png'])).filter((f) => existsSync(f.replace(/\.png$/i, '.txt')));
+  if (pngs.length === 0) missing('tuxpaint-stamps-default', root);
+  const byClass = new Map<string, string[]>();
+  for (const png of pngs) {
+    const cls = path.relative(root, png).split(path.sep)[0];
+    byClass.set(cls, [...(byClass.get(cls) ?? []), png]);
+  }
+  const lines: Record<'train' | 'test', string[]> = { train: [], test: [] };
+  const kept = [...byClass.entries()].filter(([, files]) => files.length >= 30).sort(([a], [b]) => (a < b ? -1 : 1));
+  for (const split of ['train', 'test'] as const) await fsp.mkdir(path.join(args.out, 'stamps-probe', split), { recursive: true });
+  for (const [cls, files] of kept) {
+    for (const [i, png] of files.entries()) {
+      const split = i % 2 === 0 ? 'train' : 'test';
+      const name = path.relative(root, png).split(path.sep).join('_').replace(/[^A-Za-z0-9_.-]/g, '_');
+      await fsp.copyFile(png, path.join(args.out, 'stamps-probe', split, name));
+      lines[split].push(JSON.stringify({ file: name, label: cls }));
+    }
+  }
+  for (const split of ['train', 'test'] as const) {
+    await fsp.writeFile(path.join(args.out, 'stamps-probe', split, 'labels.jsonl'), lines[split].join('\n') + '\n');
+  }
+  process.stdout.write(
+    `stamps-probe: ${lines.train.length} train / ${lines.test.length} test images of ${kept.length} categories (${kept.map(([c]) => c).join(', ')}) -> ${path.join(args.out, 'stamps-probe')}\n`,
+  );
+}
+
+/**
  * A second held-out photo set, test only, from images no vtok tokenizer trains
  * on: the photographs of `lomiri-wallpapers-16.04` and `lomiri-wallpapers-20.04`
  * (19 images), 8 crops each. More distinct images than data/photos/test (8), so
@@ -222,7 +260,7 @@ async function photosHeldout(args: Args): Promise<void> {
 
 async function run(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
-  const steps: Record<string, (a: Args) => Promise<void>> = { photos, 'photos-extra': photosExtra, 'photos-heldout': photosHeldout, 'fashion-mnist': fashionMnist, stamps };
+  const steps: Record<string, (a: Args) => Promise<void>> = { photos, 'photos-extra': photosExtra, 'photos-heldout': photosHeldout, 'fashion-mnist': fashionMnist, stamps, 'stamps-probe': stampsProbe };
   for (const name of args.only) {
     const step = steps[name];
     if (!step) throw new Error(`Unknown dataset ${JSON.stringify(name)}; known: ${Object.keys(steps).join(', ')}`);
