@@ -240,7 +240,7 @@ async function main(): Promise<void> {
   const rows: Throughput[] = [];
   // The shipped tokenizers (codebooks/): the default at its training size on photos, fashion-mnist on its own data.
   for (const [name, data, n, batch] of [
-    ['default', 'photos', quick ? 32 : 128, 16],
+    ['default', 'photos', quick ? 32 : 512, 16],
     ['fashion-mnist', 'fmnist', quick ? 200 : 2000, 64],
   ] as const) {
     const t = await loadTokenizer(name);
