@@ -10,17 +10,9 @@ import * as zlib from 'node:zlib';
 import sharp from 'sharp';
 import type { Sharp } from 'sharp';
 import { crc32, exifOrientation, orientedSize, parseImageHeader, type ImageHeader } from '../../src/core/image-header';
+import { pngChunk } from '../helpers/png-chunk';
 
 const FIXTURES = path.join(__dirname, '..', 'fixtures', 'images');
-
-function chunk(type: string, data: Buffer): Buffer {
-  const len = Buffer.alloc(4);
-  len.writeUInt32BE(data.length);
-  const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(zlib.crc32(body) >>> 0); // node's zlib, not the parser's crc32
-  return Buffer.concat([len, body, crc]);
-}
 
 const SIG = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
@@ -34,10 +26,10 @@ function png(o: { width: number; height: number; depth?: number; colour?: number
   ihdr[12] = o.interlace ?? 0;
   return Buffer.concat([
     SIG,
-    chunk('IHDR', ihdr),
+    pngChunk('IHDR', ihdr),
     ...(o.before ?? []),
-    ...(o.idat === false ? [] : [chunk('IDAT', zlib.deflateSync(Buffer.alloc(64)))]),
-    chunk('IEND', Buffer.alloc(0)),
+    ...(o.idat === false ? [] : [pngChunk('IDAT', zlib.deflateSync(Buffer.alloc(64)))]),
+    pngChunk('IEND', Buffer.alloc(0)),
     o.tail ?? Buffer.alloc(0),
   ]);
 }
@@ -96,9 +88,9 @@ describe('parseImageHeader: PNG', () => {
     expect(parseImageHeader(png({ width: 5, height: 9, depth: 16, colour: 0 }))?.depth).toBe('ushort');
     expect(parseImageHeader(png({ width: 5, height: 9, depth: 16, colour: 6 }))?.depth).toBe('ushort');
     expect(parseImageHeader(png({ width: 5, height: 9, depth: 1, colour: 0 }))?.depth).toBe('uchar');
-    const pal = png({ width: 5, height: 9, depth: 4, colour: 3, before: [chunk('PLTE', Buffer.alloc(6))] });
+    const pal = png({ width: 5, height: 9, depth: 4, colour: 3, before: [pngChunk('PLTE', Buffer.alloc(6))] });
     expect(parseImageHeader(pal)?.depth).toBe('uchar');
-    expect(parseImageHeader(png({ width: 5, height: 9, interlace: 1, before: [chunk('tEXt', Buffer.from('Comment\0hello', 'latin1'))] }))?.width).toBe(5);
+    expect(parseImageHeader(png({ width: 5, height: 9, interlace: 1, before: [pngChunk('tEXt', Buffer.from('Comment\0hello', 'latin1'))] }))?.width).toBe(5);
   });
 
   it.each([
@@ -108,8 +100,8 @@ describe('parseImageHeader: PNG', () => {
     ['interlace method 2', () => png({ width: 8, height: 8, interlace: 2 })],
     ['a zero width', () => png({ width: 0, height: 8 })],
     ['a side over 16383 (the decoder owns the limits)', () => png({ width: 50000, height: 50000 })],
-    ['an eXIf chunk (an orientation)', () => png({ width: 8, height: 8, before: [chunk('eXIf', exif(false, { tag: 0x0112, type: 3, count: 1, value: 6 }))] })],
-    ['a "Raw profile type exif" text chunk', () => png({ width: 8, height: 8, before: [chunk('zTXt', Buffer.from('Raw profile type exif\0\0x', 'latin1'))] })],
+    ['an eXIf chunk (an orientation)', () => png({ width: 8, height: 8, before: [pngChunk('eXIf', exif(false, { tag: 0x0112, type: 3, count: 1, value: 6 }))] })],
+    ['a "Raw profile type exif" text chunk', () => png({ width: 8, height: 8, before: [pngChunk('zTXt', Buffer.from('Raw profile type exif\0\0x', 'latin1'))] })],
     ['no IDAT', () => png({ width: 8, height: 8, idat: false })],
     ['a palette image without PLTE', () => png({ width: 8, height: 8, colour: 3 })],
     ['bytes after IEND', () => png({ width: 8, height: 8, tail: Buffer.from([0]) })],

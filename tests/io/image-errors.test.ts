@@ -10,6 +10,7 @@ import sharp from 'sharp';
 import type { Sharp } from 'sharp';
 import { VtokError } from '../../src/core/errors';
 import { DEFAULT_MAX_PIXELS, readImage } from '../../src/io/image';
+import { pngChunk } from '../helpers/png-chunk';
 
 /** Awaits `promise`, expects a VtokError with `code`, and returns its message. */
 async function failure(promise: Promise<unknown>, code: VtokError['code']): Promise<string> {
@@ -20,15 +21,6 @@ async function failure(promise: Promise<unknown>, code: VtokError['code']): Prom
   expect(err).toBeInstanceOf(VtokError);
   expect((err as VtokError).code).toBe(code);
   return (err as VtokError).message;
-}
-
-function pngChunk(type: string, data: Buffer): Buffer {
-  const len = Buffer.alloc(4);
-  len.writeUInt32BE(data.length);
-  const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(zlib.crc32(body) >>> 0);
-  return Buffer.concat([len, body, crc]);
 }
 
 /**

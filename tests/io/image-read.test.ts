@@ -11,6 +11,7 @@ import * as zlib from 'node:zlib';
 import sharp from 'sharp';
 import type { Sharp } from 'sharp';
 import { readImage } from '../../src/io/image';
+import { pngChunk } from '../helpers/png-chunk';
 
 const STEP = 1 / 127.5; // one 8-bit step in [-1, 1] units
 
@@ -63,14 +64,6 @@ function expectPixelClose(actual: number[], want: number[], tolerance: number): 
 }
 
 /** A PNG chunk: length, type, data, CRC-32 of type and data. */
-function pngChunk(type: string, data: Buffer): Buffer {
-  const len = Buffer.alloc(4);
-  len.writeUInt32BE(data.length);
-  const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(zlib.crc32(body) >>> 0);
-  return Buffer.concat([len, body, crc]);
-}
 
 /** An 8-bit palette PNG (colour type 3), optionally with per-entry alpha (tRNS). */
 function palettePng(width: number, height: number, indices: number[], palette: number[][], alpha?: number[]): Buffer {

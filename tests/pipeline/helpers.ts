@@ -11,6 +11,7 @@ import { Rng } from '../../src/core/random';
 import type { SkippedInput, TokenRecord } from '../../src/core/pipeline-types';
 import { readShard, readTokenDir } from '../../src/io/dataset/shard';
 import { readErrors } from '../../src/io/dataset/shard';
+import { pngChunk } from '../helpers/png-chunk';
 
 export async function tmpDir(prefix = 'vtok-pipeline-'): Promise<string> {
   return fsp.mkdtemp(path.join(os.tmpdir(), prefix));
@@ -103,24 +104,6 @@ export function comparable(records: TokenRecord[]): unknown[] {
   return [...records]
     .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
     .map((r) => ({ ...r, codes: r.codes ? Array.from(r.codes) : null, bpe: r.bpe ? Array.from(r.bpe) : null }));
-}
-
-function crc32(bytes: Uint8Array): number {
-  let c = ~0;
-  for (const b of bytes) {
-    c ^= b;
-    for (let k = 0; k < 8; k++) c = (c >>> 1) ^ (0xedb88320 & -(c & 1));
-  }
-  return ~c >>> 0;
-}
-
-function pngChunk(type: string, data: Buffer): Buffer {
-  const len = Buffer.alloc(4);
-  len.writeUInt32BE(data.length);
-  const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(crc32(body));
-  return Buffer.concat([len, body, crc]);
 }
 
 /**
