@@ -43,9 +43,9 @@
  *     every run. Small products on 2 threads (the tokenizer's 16x16 and 32x32
  *     layers) gain little over the previous kernel: each call is a thread-pool
  *     round trip.
- * The previous kernel, one XNNPACK Conv2D of xT = transpose(x) [C, H, W, B]
- * with dyT = transpose(dy) [OH, OW, B, O] as its filter (dilation = stride),
- * in the same runs: 2.9x (s1) and 3.4x (s2) the forward's time; its split (s1,
+ * The previous kernel (in git history before this file's rewrite), one XNNPACK
+ * Conv2D of xT = transpose(x) [C, H, W, B] with dyT = transpose(dy)
+ * [OH, OW, B, O] as its filter (dilation = stride), in the same runs: 2.9x (s1) and 3.4x (s2) the forward's time; its split (s1,
  * s2): transposeOuter(x) 48, 46; Transpose(dy) 2, 2; the conv 209, 105, of
  * which 134, 65 when re-run on the same tensors (XNNPACK's cached operator),
  * so ~75 and ~40 went to creating the operator (packing dyT, one thread) and
@@ -70,8 +70,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { matmul3 } from './batch-matmul';
-import { heapF32, offsetOf, Scratch, transposeOuter, type KernelArgs, type WasmBackend } from './wasm-util';
-
+import { heapF32, offsetOf, Scratch, type KernelArgs, type WasmBackend } from './wasm-util';
 
 /**
  * Elements of dy (on the grid) per chunk of images, about 4 MB: XNNPACK packs
@@ -270,51 +269,4 @@ function writeXGrid(
       }
     });
   });
-}
-
-/** The previous formulation: one XNNPACK conv of xT with dyT as its filter (for bench/conv-dw-profile.ts). */
-export function conv2dBackpropFilterConv(
-  s: Scratch,
-  x: tf.TensorInfo,
-  dy: tf.TensorInfo,
-  info: tf.backend_util.Conv2DInfo,
-  mark?: (step: string) => void,
-): tf.TensorInfo {
-  const { batchSize: B, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } = info;
-  const { filterHeight: FH, filterWidth: FW, strideHeight: SH, strideWidth: SW } = info;
-  const { top: pt, left: pl } = info.padInfo;
-  // Padding at the far edges that makes the conv below produce exactly FH x FW;
-  // negative means x has rows/columns the forward conv never read.
-  const pb = FH + (OH - 1) * SH - H - pt;
-  const pr = FW + (OW - 1) * SW - W - pl;
-  let xin = x;
-  if (pb < 0 || pr < 0) {
-    xin = s.run('Slice', { x }, { begin: [0, 0, 0, 0], size: [B, H + Math.min(pb, 0), W + Math.min(pr, 0), C] });
-  }
-  const [, H1, W1] = xin.shape;
-  const xT = s.reshape(transposeOuter(s, xin, B, H1 * W1, C), [C, H1, W1, B]); // [C, H', W', B]
-  mark?.('transposeOuter(x)');
-  const dyT = s.run('Transpose', { x: dy }, { perm: [1, 2, 0, 3] }); // [OH, OW, B, O]
-  mark?.('Transpose(dy)');
-  const attrs = {
-    strides: [1, 1],
-    pad: [
-      [0, 0],
-      [pt, Math.max(pb, 0)],
-      [pl, Math.max(pr, 0)],
-      [0, 0],
-    ],
-    dataFormat: 'NHWC',
-    dilations: [SH, SW],
-  };
-  const out = s.run('Conv2D', { x: xT, filter: dyT }, attrs); // [C, FH, FW, O]
-  mark?.('xnn conv');
-  if (mark) {
-    // Same tensors again: XNNPACK's operator (the packed dyT) is cached by dyT's id, so this is compute only.
-    s.free(s.run('Conv2D', { x: xT, filter: dyT }, attrs));
-    mark('xnn conv again');
-  }
-  const dW = s.run('Transpose', { x: out }, { perm: [1, 2, 0, 3] }); // [FH, FW, C, O]
-  mark?.('Transpose(out)');
-  return dW;
 }

@@ -147,25 +147,3 @@ export class Scratch {
     this.owned = [];
   }
 }
-
-/**
- * out = transpose(x, [2, 1, 0]) for x [A, M, C], as out [C, M, A]; 4-byte
- * dtypes. Reads x in order (each [A, C] slab of one m is a small transpose)
- * so both sides stay in cache; tfjs-backend-wasm's Transpose walks the output
- * in order and was 2-4x slower on activation-sized tensors.
- */
-export function transposeOuter(s: Scratch, x: tf.TensorInfo, A: number, M: number, C: number): tf.TensorInfo {
-  const out = s.alloc([C, M, A], x.dtype);
-  const heap = heapI32(s.backend); // bit copies: dtype-agnostic for 4-byte types
-  const src = offsetOf(s.backend, x) >>> 2; // >>> : offsets past 2 GiB stay positive
-  const dst = offsetOf(s.backend, out) >>> 2;
-  const outStride = M * A;
-  for (let m = 0; m < M; m++) {
-    for (let a = 0; a < A; a++) {
-      const from = src + (a * M + m) * C;
-      let to = dst + m * A + a;
-      for (let c = 0; c < C; c++, to += outStride) heap[to] = heap[from + c];
-    }
-  }
-  return out;
-}
