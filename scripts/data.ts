@@ -141,7 +141,7 @@ async function photos(args: Args): Promise<void> {
  */
 async function photosExtra(args: Args): Promise<void> {
   const root = '/usr/share/wallpapers';
-  const sources: string[] = [];
+  const sources: { file: string; name: string }[] = [];
   const names = existsSync(root) ? (await fsp.readdir(root)).sort() : [];
   for (const name of names) {
     const dir = path.join(root, name, 'contents', 'images');
@@ -151,15 +151,12 @@ async function photosExtra(args: Args): Promise<void> {
       return m ? Number(m[1]) * Number(m[2]) : 0;
     };
     const files = (await fsp.readdir(dir)).filter((f) => area(f) > 0).sort((a, b) => area(b) - area(a) || (a < b ? -1 : 1));
-    if (files.length > 0) sources.push(path.join(dir, files[0]));
+    if (files.length > 0) sources.push({ file: path.join(dir, files[0]), name });
   }
   if (sources.length === 0) missing('plasma-workspace-wallpapers', root);
   const rng = new Rng(20261201);
-  for (const src of sources) {
-    const name = path.basename(path.dirname(path.dirname(path.dirname(src))));
-    // Every file is called WxH.jpg: crops are named after the wallpaper.
-    await writeCrops(src, path.join(args.out, 'photos-extra', 'train'), args.crops, args.size, rng, name);
-  }
+  // Every file is called WxH.jpg: crops are named after the wallpaper.
+  for (const { file, name } of sources) await writeCrops(file, path.join(args.out, 'photos-extra', 'train'), args.crops, args.size, rng, name);
   process.stdout.write(`photos-extra: ${sources.length * args.crops} train crops from ${sources.length} images -> ${path.join(args.out, 'photos-extra')}\n`);
 }
 
@@ -187,24 +184,31 @@ async function fashionMnist(args: Args): Promise<void> {
   }
 }
 
-async function stamps(args: Args): Promise<void> {
-  const root = '/usr/share/tuxpaint/stamps';
-  const pngs = await listFiles(root, ['.png']);
-  if (pngs.length === 0) missing('tuxpaint-stamps-default', root);
-  let n = 0;
+const STAMPS = '/usr/share/tuxpaint/stamps';
+
+/** The stamps with a caption: each PNG whose NAME.txt has a non-empty first line, with that line; sorted by path. */
+async function captionedStamps(): Promise<{ png: string; caption: string }[]> {
+  const pngs = await listFiles(STAMPS, ['.png']);
+  if (pngs.length === 0) missing('tuxpaint-stamps-default', STAMPS);
+  const out: { png: string; caption: string }[] = [];
   for (const png of pngs) {
     const txt = png.replace(/\.png$/i, '.txt');
     if (!existsSync(txt)) continue;
     const caption = (await fsp.readFile(txt, 'utf8')).split('\n')[0].trim();
-    if (!caption) continue;
-    const rel = path.relative(root, png);
-    const dest = path.join(args.out, 'stamps', rel);
+    if (caption) out.push({ png, caption });
+  }
+  return out;
+}
+
+async function stamps(args: Args): Promise<void> {
+  const list = await captionedStamps();
+  for (const { png, caption } of list) {
+    const dest = path.join(args.out, 'stamps', path.relative(STAMPS, png));
     await fsp.mkdir(path.dirname(dest), { recursive: true });
     await fsp.copyFile(png, dest);
     await fsp.writeFile(dest.replace(/\.png$/i, '.txt'), caption + '\n');
-    n++;
   }
-  process.stdout.write(`stamps: ${n} captioned images -> ${path.join(args.out, 'stamps')}\n`);
+  process.stdout.write(`stamps: ${list.length} captioned images -> ${path.join(args.out, 'stamps')}\n`);
 }
 
 /**
@@ -216,12 +220,9 @@ async function stamps(args: Args): Promise<void> {
  * plants, vehicles, ...), unlike Fashion-MNIST's grey clothing.
  */
 async function stampsProbe(args: Args): Promise<void> {
-  const root = '/usr/share/tuxpaint/stamps';
-  const pngs = (await listFiles(root, ['.png'])).filter((f) => existsSync(f.replace(/\.png$/i, '.txt')));
-  if (pngs.length === 0) missing('tuxpaint-stamps-default', root);
   const byClass = new Map<string, string[]>();
-  for (const png of pngs) {
-    const cls = path.relative(root, png).split(path.sep)[0];
+  for (const { png } of await captionedStamps()) {
+    const cls = path.relative(STAMPS, png).split(path.sep)[0];
     byClass.set(cls, [...(byClass.get(cls) ?? []), png]);
   }
   const lines: Record<'train' | 'test', string[]> = { train: [], test: [] };
@@ -230,7 +231,7 @@ async function stampsProbe(args: Args): Promise<void> {
   for (const [cls, files] of kept) {
     for (const [i, png] of files.entries()) {
       const split = i % 2 === 0 ? 'train' : 'test';
-      const name = path.relative(root, png).split(path.sep).join('_').replace(/[^A-Za-z0-9_.-]/g, '_');
+      const name = path.relative(STAMPS, png).split(path.sep).join('_').replace(/[^A-Za-z0-9_.-]/g, '_');
       await fsp.copyFile(png, path.join(args.out, 'stamps-probe', split, name));
       lines[split].push(JSON.stringify({ file: name, label: cls }));
     }
