@@ -67,6 +67,19 @@ async function run(set: Set): Promise<void> {
   const bytes: Buffer[] = await Promise.all(files.map((f) => fsp.readFile(f)));
   const metas = await Promise.all(bytes.map((b) => sharp(b).metadata()));
   const raws: { data: Buffer; info: OutputInfo }[] = new Array(files.length);
+  /** readImage's sharp pipeline for file i, with or without autoOrient (the stage skipped when the file is upright). */
+  const decode = (i: number, autoOrient: boolean): Promise<{ data: Buffer; info: OutputInfo }> => {
+    const is16 = metas[i].depth === 'ushort';
+    let p = sharp(bytes[i], { limitInputPixels: 1 << 28, failOn: 'warning', ...(autoOrient ? { autoOrient: true } : {}) }).resize({
+      width: size,
+      height: size,
+      fit: fit === 'crop' ? 'cover' : 'inside',
+      position: 'centre',
+      kernel: 'lanczos3',
+    });
+    p = is16 ? p.toColourspace('rgb16').raw({ depth: 'ushort' }) : p.toColourspace('srgb').raw();
+    return p.toBuffer({ resolveWithObject: true });
+  };
   const stages: Record<string, () => Promise<{ cpu: number; wall: number }>> = {
     read: () =>
       measure(files.length, async (i) => {
@@ -83,30 +96,9 @@ async function run(set: Set): Promise<void> {
     header: () => measure(files.length, (i) => parseImageHeader(bytes[i])),
     pipeline: () =>
       measure(files.length, async (i) => {
-        const is16 = metas[i].depth === 'ushort';
-        let p = sharp(bytes[i], { limitInputPixels: 1 << 28, failOn: 'warning', autoOrient: true }).resize({
-          width: size,
-          height: size,
-          fit: fit === 'crop' ? 'cover' : 'inside',
-          position: 'centre',
-          kernel: 'lanczos3',
-        });
-        p = is16 ? p.toColourspace('rgb16').raw({ depth: 'ushort' }) : p.toColourspace('srgb').raw();
-        raws[i] = await p.toBuffer({ resolveWithObject: true });
+        raws[i] = await decode(i, true);
       }),
-    pipelineNoOrient: () =>
-      measure(files.length, async (i) => {
-        const is16 = metas[i].depth === 'ushort';
-        let p = sharp(bytes[i], { limitInputPixels: 1 << 28, failOn: 'warning' }).resize({
-          width: size,
-          height: size,
-          fit: fit === 'crop' ? 'cover' : 'inside',
-          position: 'centre',
-          kernel: 'lanczos3',
-        });
-        p = is16 ? p.toColourspace('rgb16').raw({ depth: 'ushort' }) : p.toColourspace('srgb').raw();
-        await p.toBuffer({ resolveWithObject: true });
-      }),
+    pipelineNoOrient: () => measure(files.length, (i) => decode(i, false)),
     floats: () =>
       measure(files.length, (i) => {
         const s = raws[i].data;
