@@ -14,21 +14,30 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend, shutdownBackend } from '../src/engine/backend';
 import { Rng } from '../src/core/random';
 import { Scratch, type WasmBackend } from '../src/engine/kernels/wasm-util';
-import { CHUNK_ELEMENTS, conv2dBackpropFilterGemm } from '../src/engine/kernels/conv2d-backprop-filter';
+import { CHUNK_ELEMENTS, TAP_LAYOUT, conv2dBackpropFilterGemm, type TapLayout } from '../src/engine/kernels/conv2d-backprop-filter';
 import { median } from './lib/timing';
 
 type Shape4 = [number, number, number, number];
 
-function args(): { threads: number; reps: number; which: 'bench' | 'train' | 'all' } {
-  const a = { threads: 2, reps: 5, which: 'all' as 'bench' | 'train' | 'all' };
+function args(): { threads: number; reps: number; which: 'bench' | 'train' | 'all'; variants: string[]; steps: boolean } {
+  const a = { threads: 2, reps: 7, steps: false, which: 'all' as 'bench' | 'train' | 'all', variants: [`${CHUNK_ELEMENTS / 1024}:${TAP_LAYOUT}`] };
   const argv = process.argv.slice(2);
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--threads') a.threads = Number(argv[++i]);
     else if (argv[i] === '--reps') a.reps = Number(argv[++i]);
     else if (argv[i] === '--shapes') a.which = argv[++i] as 'bench' | 'train' | 'all';
+    else if (argv[i] === '--variants') a.variants = argv[++i].split(',');
+    else if (argv[i] === '--steps') a.steps = true;
     else throw new Error(`Unknown argument ${argv[i]}; see the comment at the top of bench/conv-dw-profile.ts`);
   }
   return a;
+}
+
+/** First quartile, median, third quartile. */
+function quartiles(v: number[]): [number, number, number] {
+  const a = [...v].sort((p, q) => p - q);
+  const at = (f: number) => a[Math.min(a.length - 1, Math.round(f * (a.length - 1)))];
+  return [at(0.25), median(v), at(0.75)];
 }
 
 function rand(rng: Rng, shape: number[]): tf.Tensor {
@@ -38,7 +47,7 @@ function rand(rng: Rng, shape: number[]): tf.Tensor {
 }
 
 async function main(): Promise<void> {
-  const { threads, reps, which } = args();
+  const { threads, reps, which, variants: variantSpecs, steps: showSteps } = args();
   await initBackend({ backend: 'wasm', threads });
   const be = tf.backend() as unknown as WasmBackend;
   const all: { x: Shape4; f: Shape4; stride: number }[] = [
@@ -65,48 +74,57 @@ async function main(): Promise<void> {
     const dyi = dy as unknown as tf.TensorInfo;
     // The formulations and the forward, interleaved so that load from other jobs hits all alike.
     type Variant = (s: Scratch, mark: (step: string) => void) => void;
-    const variants: Record<string, Variant> = {
-      [`gemm, chunks of ${CHUNK_ELEMENTS / 2 ** 20}M dy elements (kernel)`]: (s, mark) => conv2dBackpropFilterGemm(s, xi, dyi, info, mark),
-      'gemm, chunks of 0.5M': (s, mark) => conv2dBackpropFilterGemm(s, xi, dyi, info, mark, 2 ** 19),
-      'gemm, one chunk': (s, mark) => conv2dBackpropFilterGemm(s, xi, dyi, info, mark, Infinity),
-    };
-    const totals: Record<string, number[]> = { forward: [] };
+    const variants: Record<string, Variant> = {};
+    for (const spec of variantSpecs) {
+      const [chunk, layout = TAP_LAYOUT] = spec.split(':');
+      const elements = chunk === 'all' ? Infinity : Number(chunk) * 1024;
+      variants[`chunks of ${chunk}K dy elements, ${layout}`] = (s, mark) =>
+        conv2dBackpropFilterGemm(s, xi, dyi, info, mark, elements, layout as TapLayout);
+    }
+    // Each variant runs right after a forward conv: its ratio to that forward is one sample
+    // (load from other jobs changes over seconds, so adjacent pairs compare like with like).
+    const forwardMs: number[] = [];
+    const totals: Record<string, number[]> = {};
+    const ratios: Record<string, number[]> = {};
     const steps: Record<string, number[]> = {};
     for (let r = 0; r <= reps; r++) {
       const keep = r > 0; // round 0 is the warm-up
-      const t0 = performance.now();
-      tf.conv2d(x, w, stride, 'same').dispose();
-      if (keep) totals.forward.push(performance.now() - t0);
       for (const [name, run] of Object.entries(variants)) {
+        const t0 = performance.now();
+        tf.conv2d(x, w, stride, 'same').dispose();
+        const fwd = performance.now() - t0;
         const s = new Scratch(be);
-        let total = 0;
         const split: Record<string, number> = {};
         let t = performance.now();
+        const start = t;
         run(s, (step) => {
           const now = performance.now();
-          total += now - t;
           split[step] = (split[step] ?? 0) + now - t;
           t = now;
         });
         s.dispose();
+        const total = performance.now() - start;
         if (keep) {
+          forwardMs.push(fwd);
           (totals[name] ??= []).push(total);
+          (ratios[name] ??= []).push(total / fwd);
           for (const [step, ms] of Object.entries(split)) (steps[`${name}: ${step}`] ??= []).push(ms);
         }
       }
     }
-    const fwd = median(totals.forward);
-    const fwdMin = Math.min(...totals.forward);
-    const fmt = (rec: Record<string, number[]>, ratio: boolean) =>
-      Object.entries(rec)
-        .map(([k, v]) => {
-          const ratios = ratio ? ` (${(median(v) / fwd).toFixed(2)}x; min ${Math.min(...v).toFixed(1)}, ${(Math.min(...v) / fwdMin).toFixed(2)}x)` : '';
-          return `    ${k} ${median(v).toFixed(1)}${ratios}`;
-        })
-        .join('\n');
+    const lines = Object.keys(totals).map((k) => {
+      const q = quartiles(ratios[k]);
+      const best = Math.min(...totals[k]);
+      return (
+        `    ${k}: ${median(totals[k]).toFixed(1)} ms, x forward ${q[1].toFixed(2)} (quartiles ${q[0].toFixed(2)}-${q[2].toFixed(2)}); ` +
+        `fastest ${best.toFixed(1)} ms, ${(best / Math.min(...forwardMs)).toFixed(2)}x the fastest forward`
+      );
+    });
+    const stepLines = showSteps ? Object.entries(steps).map(([k, v]) => `    ${k} ${median(v).toFixed(1)}`) : [];
     process.stdout.write(
-      `x ${xs.join('x')} * w ${fs.join('x')} s${stride} (dy ${dy.shape.join('x')}), ${threads}t, medians of ${reps}, ms (x forward's; min over runs, x forward's min):\n` +
-        `${fmt(totals, true)}\n  steps:\n${fmt(steps, false)}\n`,
+      `x ${xs.join('x')} * w ${fs.join('x')} s${stride} (dy ${dy.shape.join('x')}), ${threads}t, ${reps} reps: ` +
+        `forward ${median(forwardMs).toFixed(1)} ms (fastest ${Math.min(...forwardMs).toFixed(1)}); medians of time and of the ratio to the forward run just before:\n` +
+        `${lines.join('\n')}\n${stepLines.length ? `  steps (medians, ms):\n${stepLines.join('\n')}\n` : ''}`,
     );
     tf.dispose([x, w, dy]);
   }

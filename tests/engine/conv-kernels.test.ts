@@ -73,24 +73,42 @@ describe('Conv2DBackpropFilter and Conv2DBackpropInput (conv2d gradients)', () =
   });
 });
 
-describe('Conv2DBackpropFilter with the sum over the batch split into chunks of images', () => {
+describe('Conv2DBackpropFilter with the sum over the batch split into chunks, each tap layout', () => {
   // chunkElements: elements of dy on the grid per chunk. x [5, 6, 7, 3] 3x3x3x4 'same' has an
   // 8 x 9 grid per image, 288 elements with 4 channels: 576 makes chunks of 2, 2, 1 images;
-  // 1 makes one image each.
-  it.each([
+  // 100 makes bands of 1 row (1 + 2 grid rows of 9 x 4 = 108 > 100: never fewer than one row);
+  // 200 bands of 3 and 3 rows (5 grid rows, 180 elements).
+  const shapes = [
     { x: [5, 6, 7, 3], f: [3, 3, 3, 4], strides: 1, chunkElements: 576 },
     { x: [5, 6, 7, 3], f: [3, 3, 3, 4], strides: 1, chunkElements: 1 },
+    { x: [5, 6, 7, 3], f: [3, 3, 3, 4], strides: 1, chunkElements: 200 },
     { x: [3, 9, 8, 2], f: [4, 4, 2, 3], strides: 2, chunkElements: 1 },
+    { x: [2, 11, 13, 3], f: [3, 3, 3, 4], strides: 2, chunkElements: 50 }, // bands of phase rows, 4 phases
+    { x: [2, 10, 11, 3], f: [3, 3, 3, 2], strides: 3, chunkElements: 30 },
+    { x: [2, 8, 8, 4], f: [1, 1, 4, 5], strides: 2, chunkElements: 40 }, // no grid: a band is a run of dy
+    { x: [2, 9, 10, 12], f: [3, 3, 12, 5], strides: 2, chunkElements: 100 }, // 8 channels at a time, then 4
+    { x: [3, 9, 10, 17], f: [3, 4, 17, 6], strides: 1, chunkElements: 300, pad: 'valid' },
+    { x: [2, 9, 9, 16], f: [3, 3, 16, 3], strides: 2, chunkElements: 60, pad: [[0, 0], [1, 2], [2, 0], [0, 0]] },
     { x: [0, 6, 7, 3], f: [3, 3, 3, 4], strides: 1, chunkElements: 576 }, // empty batch: dW = 0
-  ] as const)('x $x filter $f stride $strides, chunks of $chunkElements dy elements', async (c) => {
+  ] as {
+    x: number[];
+    f: number[];
+    strides: number;
+    chunkElements: number;
+    pad?: 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]];
+  }[];
+  // runOn checks that no buffer is left (scratch, views, XNNPACK's cached operators).
+  const cases = shapes.flatMap((c) => (['views', 'rows', 'all'] as const).map((layout) => ({ ...c, layout })));
+  it.each(cases)('x $x filter $f stride $strides, chunks of $chunkElements dy elements, $layout', async (c) => {
     const rng = new Rng(23);
     const xs = [...c.x] as [number, number, number, number];
     const fs = [...c.f] as [number, number, number, number];
-    const info = tf.backend_util.computeConv2DInfo(xs, fs, c.strides, 1, 'same');
+    const pad = c.pad ?? 'same';
+    const info = tf.backend_util.computeConv2DInfo(xs, fs, c.strides, 1, pad);
     const dyShape = [info.batchSize, info.outHeight, info.outWidth, info.outChannels];
     const xv = randn(rng, xs);
     const dyv = randn(rng, dyShape);
-    const attrs = { strides: c.strides, pad: 'same', dataFormat: 'NHWC', dimRoundingMode: undefined, filterShape: fs };
+    const attrs = { strides: c.strides, pad, dataFormat: 'NHWC', dimRoundingMode: undefined, filterShape: fs };
     const [want] = await runOn('cpu', () =>
       tf.tidy(() => tf.engine().runKernel('Conv2DBackpropFilter', { x: tf.tensor(xv, xs), dy: tf.tensor(dyv, dyShape) }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor),
     );
@@ -100,7 +118,7 @@ describe('Conv2DBackpropFilter with the sum over the batch split into chunks of 
         const dy = tf.tensor(dyv, dyShape);
         const s = new Scratch(tf.backend() as unknown as WasmBackend);
         try {
-          const out = s.keep(conv2dBackpropFilterGemm(s, x, dy, info, undefined, c.chunkElements));
+          const out = s.keep(conv2dBackpropFilterGemm(s, x, dy, info, undefined, c.chunkElements, c.layout));
           return tf.engine().makeTensorFromTensorInfo(out);
         } finally {
           s.dispose();

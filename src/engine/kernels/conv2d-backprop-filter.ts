@@ -73,11 +73,21 @@ import { matmul3 } from './batch-matmul';
 import { heapF32, offsetOf, Scratch, type KernelArgs, type WasmBackend } from './wasm-util';
 
 /**
- * Elements of dy (on the grid) per chunk of images, about 4 MB: XNNPACK packs
+ * Elements of dy (on the grid) per chunk, about 4 MB: XNNPACK packs
  * each chunk's dy on one thread, faster while the chunk, just written, is still
  * in cache; fewer, larger chunks mean fewer (multi-threaded) calls.
  */
 export const CHUNK_ELEMENTS = 1 << 20;
+
+/**
+ * How a chunk's left operands are laid out:
+ *   'views': one plain view of the x grid per tap, FH*FW products of C rows, no copies;
+ *   'rows': per row phase, the FW column shifts copied (memmove) side by side, so that a filter
+ *           row is one view: FH products of FW*C rows;
+ *   'all': every tap copied: one product of FH*FW*C rows.
+ */
+export type TapLayout = 'views' | 'rows' | 'all';
+export const TAP_LAYOUT: TapLayout = 'views';
 
 /** One axis of the grid: which x phase and which offset each filter tap reads. */
 interface AxisPlan {
@@ -90,6 +100,8 @@ interface AxisPlan {
   /** Per tap: index into `phases`, and offset on the grid. */
   tapPhase: number[];
   tapOffset: number[];
+  /** The largest tap offset: grid rows (or columns) past the output's. */
+  extra: number;
 }
 
 /**
@@ -109,18 +121,58 @@ function planAxis(taps: number, stride: number, padBefore: number, outLen: numbe
   const lead = -Math.min(...m);
   const phases = [...new Set(ph)].sort((a, b) => a - b);
   const tapOffset = m.map((v) => v + lead);
-  return { grid: outLen + Math.max(...tapOffset), lead, phases, tapPhase: ph.map((p) => phases.indexOf(p)), tapOffset };
+  const extra = Math.max(...tapOffset);
+  return { grid: outLen + extra, lead, phases, tapPhase: ph.map((p) => phases.indexOf(p)), tapOffset, extra };
 }
 
 /**
- * The weight gradient as FH*FW matrix products with one shared right operand:
+ * Output rows [i0, i0 + rows) of image b, on a grid of rows + (largest row
+ * offset) rows: the rows past `rows` hold zeros of dy and the x rows that the
+ * taps read below the slab. A whole image is the slab i0 = 0, rows = OH.
+ */
+interface Slab {
+  b: number;
+  i0: number;
+  rows: number;
+}
+
+/**
+ * The batch as chunks of slabs, each chunk about chunkElements elements of dy
+ * on the grid: several whole images, or, where one image is larger than that,
+ * one band of rows of one image.
+ */
+function planChunks(B: number, OH: number, rowElements: number, extraRows: number, chunkElements: number): Slab[][] {
+  const chunks: Slab[][] = [];
+  const imageElements = (OH + extraRows) * rowElements;
+  if (imageElements <= chunkElements || OH <= 1) {
+    const nChunks = Math.min(B, Math.max(1, Math.round((B * imageElements) / chunkElements)));
+    const perChunk = Math.ceil(B / nChunks);
+    for (let b0 = 0; b0 < B; b0 += perChunk) {
+      const slabs: Slab[] = [];
+      for (let b = b0; b < Math.min(B, b0 + perChunk); b++) slabs.push({ b, i0: 0, rows: OH });
+      chunks.push(slabs);
+    }
+    return chunks;
+  }
+  const maxRows = Math.max(1, Math.floor(chunkElements / rowElements) - extraRows);
+  const bands = Math.ceil(OH / maxRows);
+  const rows = Math.ceil(OH / bands);
+  for (let b = 0; b < B; b++) {
+    for (let i0 = 0; i0 < OH; i0 += rows) chunks.push([{ b, i0, rows: Math.min(rows, OH - i0) }]);
+  }
+  return chunks;
+}
+
+/**
+ * The weight gradient as FH*FW matrix products per chunk with one shared right operand:
  *   dW[kh, kw] (C x O) = xg[phase(kh, kw)][:, off(kh, kw) : off + K] @ dyg (K x O)
- * dyg is dy on a zero-padded grid [B, Hg, Wg, O] (K = B*Hg*Wg rows), xg holds
- * each x phase channel-major on the same grid, [phase][C][B*Hg*Wg]; a tap is a
+ * dyg is a chunk of dy on a zero-padded grid [slabs, Hs, Wg, O] (K rows), xg
+ * holds each x phase channel-major on the same grid, [phase][C][K]; a tap is a
  * constant shift on the flattened grid, so each left operand is a plain view
  * (rows of length K, stride K). Where a shifted row runs into the next one
  * (or past the end: `tail` zeros), dyg is zero. XNNPACK packs dyg once per
- * chunk of images: its operator is cached by dyg's id across the FH*FW calls.
+ * chunk: its operator is cached by dyg's id across the products of the chunk
+ * (see TapLayout for how the taps' operands are laid out).
  */
 export function conv2dBackpropFilterGemm(
   s: Scratch,
@@ -130,25 +182,16 @@ export function conv2dBackpropFilterGemm(
   /** Called after each step (bench/conv-dw-profile.ts times them). */
   mark?: (step: string) => void,
   chunkElements = CHUNK_ELEMENTS,
+  layout: TapLayout = TAP_LAYOUT,
 ): tf.TensorInfo {
   const be = s.backend;
   const { batchSize: B, inChannels: C, outHeight: OH, outWidth: OW, outChannels: O } = info;
   const { filterHeight: FH, filterWidth: FW, strideHeight: SH, strideWidth: SW } = info;
   const rows = planAxis(FH, SH, info.padInfo.top, OH);
   const cols = planAxis(FW, SW, info.padInfo.left, OW);
-  const Hg = rows.grid;
   const Wg = cols.grid;
-  const G = Hg * Wg; // grid positions per image
-  const tail = Math.max(...rows.tapOffset) * Wg + Math.max(...cols.tapOffset);
-  const NP = rows.phases.length * cols.phases.length;
+  const tail = rows.extra * Wg + cols.extra;
   const NPW = cols.phases.length;
-  // Chunks of whole images, about chunkElements elements of dyg each; each
-  // chunk's operands are built just before its products, in buffers reused by the next.
-  const Bc = Math.ceil(B / Math.min(B, Math.max(1, Math.round((B * G * O) / chunkElements)))); // images per chunk
-  const nChunks = Math.ceil(B / Bc);
-  const needGrid = Hg !== OH || Wg !== OW;
-  const dyg = needGrid ? s.alloc([Bc * G * O]) : dy; // [Bc, Hg, Wg, O]
-  const xg = s.alloc([NP * C * Bc * G + tail]); // [NP, C, Bc, Hg, Wg] + tail
   const T = FH * FW;
   const dW = s.alloc([FH, FW, C, O]);
   if (B * OH * OW === 0) {
@@ -156,41 +199,89 @@ export function conv2dBackpropFilterGemm(
     heapF32(be).fill(0, o, o + T * C * O); // an empty sum
     return dW;
   }
-  // One partial product per chunk, summed below (XNNPACK does not accumulate).
-  const part = nChunks === 1 ? dW : s.alloc([nChunks, T, C, O]);
-  for (let b0 = 0, j = 0; b0 < B; b0 += Bc, j++) {
-    const nb = Math.min(Bc, B - b0);
-    const K = nb * G;
-    let dyc: tf.TensorInfo; // [1, K, O]
-    if (needGrid) {
-      // dy of images b0.. on the grid, zero right of column OW and below row OH.
-      const heap = heapF32(be);
-      const src = (offsetOf(be, dy) >>> 2) + b0 * OH * OW * O;
-      const dst = offsetOf(be, dyg) >>> 2;
-      heap.fill(0, dst, dst + K * O);
-      for (let b = 0; b < nb; b++) {
-        for (let i = 0; i < OH; i++) {
-          const from = src + (b * OH + i) * OW * O;
-          heap.copyWithin(dst + (b * Hg + i) * Wg * O, from, from + OW * O);
-        }
-      }
-      dyc = s.view(dyg, 0, [1, K, O]);
-    } else {
-      dyc = s.view(dy, b0 * G * O, [1, K, O]);
-    }
-    mark?.('dy on the grid');
-    writeXGrid(heapF32(be), offsetOf(be, x) >>> 2, offsetOf(be, xg) >>> 2, info, rows, cols, b0, nb, tail);
-    mark?.('x phases on the grid');
-    // A new view (id) per chunk: XNNPACK's operator, holding the packed dyc, is cached by id.
-    for (let kh = 0; kh < FH; kh++) {
-      for (let kw = 0; kw < FW; kw++) {
-        const p = rows.tapPhase[kh] * NPW + cols.tapPhase[kw];
-        const off = p * C * K + rows.tapOffset[kh] * Wg + cols.tapOffset[kw];
-        matmul3(be, s.view(xg, off, [1, C, K]), dyc, s.view(part, (j * T + kh * FW + kw) * C * O, [1, C, O]));
-        mark?.(kh + kw === 0 ? 'first product of a chunk (packs dyg)' : 'other products');
-      }
+  const chunks = planChunks(B, OH, Wg * O, rows.extra, chunkElements);
+  const nChunks = chunks.length;
+  const chunkK = (c: Slab[]) => c.reduce((k, sl) => k + (sl.rows + rows.extra) * Wg, 0);
+  const Kmax = Math.max(...chunks.map(chunkK));
+  // dy needs a grid unless no tap reaches past the output (then a chunk is a run of dy's rows).
+  const needGrid = rows.extra > 0 || Wg !== OW;
+  const dyg = needGrid ? s.alloc([Kmax * O]) : dy; // [slabs, Hs, Wg, O]
+  const NPH = rows.phases.length;
+  // Where each x phase plane (C x K) and, for 'rows', each slot (row phase, kw) goes, in units
+  // of C*K from the start of one buffer xb; after them, zeros that the last shifted reads run into.
+  //   'views': the planes, [NP, C, K];
+  //   'all': one slot per tap [T, C, K], then the planes;
+  //   'rows': slots [NPH, FW, C, K], slot (pr, kw) = plane (pr, phase of kw) shifted by kw's column
+  //           offset; a plane that some kw reads unshifted is written in that slot (no copy), the others after the slots.
+  const slotCount = layout === 'rows' ? NPH * FW : layout === 'all' ? T : 0;
+  const planeSlot: number[] = [];
+  for (let pr = 0; pr < NPH; pr++) {
+    for (let pw = 0; pw < NPW; pw++) {
+      const kw = layout === 'rows' ? cols.tapPhase.findIndex((p, k) => p === pw && cols.tapOffset[k] === 0) : -1;
+      planeSlot.push(kw >= 0 ? pr * FW + kw : slotCount + planeSlot.filter((q) => q >= slotCount).length);
     }
   }
+  const regions = Math.max(slotCount, ...planeSlot.map((q) => q + 1));
+  const xbTail = Math.max(tail, rows.extra * Wg);
+  const xb = s.alloc([regions * C * Kmax + xbTail]);
+  // Reads that run past a region see its neighbour or these zeros; both finite, and dy is zero there.
+  heapF32(be).fill(0, offsetOf(be, xb) >>> 2, (offsetOf(be, xb) >>> 2) + regions * C * Kmax + xbTail);
+  // One partial product per chunk, summed below (XNNPACK does not accumulate).
+  const part = nChunks === 1 ? dW : s.alloc([nChunks, T, C, O]);
+  chunks.forEach((slabs, j) => {
+    const K = chunkK(slabs);
+    const CK = C * K;
+    const cs = new Scratch(be); // this chunk's views: freeing dyc frees its packed copy
+    try {
+      let dyc: tf.TensorInfo; // [1, K, O]
+      if (needGrid) {
+        writeDyGrid(heapF32(be), offsetOf(be, dy) >>> 2, offsetOf(be, dyg) >>> 2, info, Wg, rows.extra, slabs, K);
+        dyc = cs.view(dyg, 0, [1, K, O]);
+      } else {
+        dyc = cs.view(dy, (slabs[0].b * OH + slabs[0].i0) * OW * O, [1, K, O]);
+      }
+      mark?.('dy on the grid');
+      const heap = heapF32(be);
+      const base = offsetOf(be, xb) >>> 2;
+      heap.fill(0, base + regions * CK, base + regions * CK + xbTail);
+      writeXGrid(heap, offsetOf(be, x) >>> 2, planeSlot.map((q) => base + q * CK), info, rows, cols, slabs, K);
+      mark?.('x phases on the grid');
+      // start of tap (kh, kw)'s operand in its phase plane
+      const tapStart = (kh: number, kw: number) =>
+        planeSlot[rows.tapPhase[kh] * NPW + cols.tapPhase[kw]] * CK + rows.tapOffset[kh] * Wg + cols.tapOffset[kw];
+      const out = (kh: number, kw: number, m: number) => cs.view(part, (j * T + kh * FW + kw) * C * O, [1, m, O]);
+      if (layout === 'views') {
+        for (let kh = 0; kh < FH; kh++) {
+          for (let kw = 0; kw < FW; kw++) {
+            matmul3(be, cs.view(xb, tapStart(kh, kw), [1, C, K]), dyc, out(kh, kw, C));
+            mark?.(kh + kw === 0 ? 'first product of a chunk (packs dyg)' : 'other products');
+          }
+        }
+        return;
+      }
+      const copy = (slot: number, from: number) => {
+        if (slot * CK !== from) heap.copyWithin(base + slot * CK, base + from, base + from + CK);
+      };
+      if (layout === 'all') {
+        for (let kh = 0; kh < FH; kh++) for (let kw = 0; kw < FW; kw++) copy(kh * FW + kw, tapStart(kh, kw));
+        mark?.('taps copied');
+        matmul3(be, cs.view(xb, 0, [1, T * C, K]), dyc, out(0, 0, T * C));
+        mark?.('first product of a chunk (packs dyg)');
+        return;
+      }
+      for (let pr = 0; pr < NPH; pr++) {
+        for (let kw = 0; kw < FW; kw++) copy(pr * FW + kw, planeSlot[pr * NPW + cols.tapPhase[kw]] * CK + cols.tapOffset[kw]);
+      }
+      mark?.('taps copied');
+      for (let kh = 0; kh < FH; kh++) {
+        const a = cs.view(xb, rows.tapPhase[kh] * FW * CK + rows.tapOffset[kh] * Wg, [1, FW * C, K]);
+        matmul3(be, a, dyc, out(kh, 0, FW * C));
+        mark?.(kh === 0 ? 'first product of a chunk (packs dyg)' : 'other products');
+      }
+    } finally {
+      cs.dispose();
+    }
+  });
   if (part !== dW) {
     const heap = heapF32(be);
     const src = offsetOf(be, part) >>> 2;
@@ -229,43 +320,88 @@ export function conv2dBackpropFilterWasm({ inputs, backend, attrs }: KernelArgs)
 }
 
 /**
- * Images b0 .. b0+nb-1 of x as phase grids, channel-major, at `dst` (float index):
- *   xg[p, c, b - b0, r + lead_h, q + lead_w] = x[b, r*SH + ph, q*SW + pw, c]   // [NP, C, nb, Hg, Wg]
- * zero elsewhere, then `tail` zeros.
+ * dy of a chunk's slabs on the grid at `dst` (float index), zero right of column OW and below each slab's rows:
+ *   dyg[slab, g, j, o] = dy[b, i0 + g, j, o] for g < rows, j < OW   // [slabs, rows + extraRows, Wg, O]
  */
-function writeXGrid(
+function writeDyGrid(
   heap: Float32Array,
   src: number,
   dst: number,
   info: tf.backend_util.Conv2DInfo,
+  Wg: number,
+  extraRows: number,
+  slabs: Slab[],
+  K: number,
+): void {
+  const { outHeight: OH, outWidth: OW, outChannels: O } = info;
+  heap.fill(0, dst, dst + K * O);
+  let base = dst;
+  for (const { b, i0, rows } of slabs) {
+    for (let g = 0; g < rows; g++) {
+      const from = src + ((b * OH + i0 + g) * OW) * O;
+      heap.copyWithin(base + g * Wg * O, from, from + OW * O);
+    }
+    base += (rows + extraRows) * Wg * O;
+  }
+}
+
+/**
+ * A chunk's slabs of x as phase grids, channel-major, plane (pi, pj) at planes[pi * NPW + pj] (float index):
+ *   xg[p, c, slab, g, q + lead_w] = x[b, (i0 + g - lead_h)*SH + ph, q*SW + pw, c]   // [C, K] per plane
+ * for each slab (b, i0, rows) with g < rows + extra rows; zero elsewhere in the plane.
+ */
+function writeXGrid(
+  heap: Float32Array,
+  src: number,
+  planes: number[],
+  info: tf.backend_util.Conv2DInfo,
   rows: AxisPlan,
   cols: AxisPlan,
-  b0: number,
-  nb: number,
-  tail: number,
+  slabs: Slab[],
+  K: number,
 ): void {
   const { inHeight: H, inWidth: W, inChannels: C, strideHeight: SH, strideWidth: SW } = info;
-  const Hg = rows.grid;
   const Wg = cols.grid;
-  const K = nb * Hg * Wg;
   const NPW = cols.phases.length;
-  heap.fill(0, dst, dst + rows.phases.length * NPW * C * K + tail);
+  const step = SW * C;
+  const C8 = C - (C % 8);
   rows.phases.forEach((ph, pi) => {
     cols.phases.forEach((pw, pj) => {
-      // phase rows r with r*SH + ph < H and r + lead < Hg (likewise columns)
-      const r1 = Math.min(Math.ceil((H - ph) / SH), Hg - rows.lead);
+      const plane = planes[pi * NPW + pj];
+      heap.fill(0, plane, plane + C * K);
+      const rowsOfPhase = Math.ceil((H - ph) / SH); // phase rows r with r*SH + ph < H (likewise columns)
       const q1 = Math.min(Math.ceil((W - pw) / SW), Wg - cols.lead);
-      const plane = dst + (pi * NPW + pj) * C * K;
-      for (let b = 0; b < nb; b++) {
-        for (let r = 0; r < r1; r++) {
-          const xrow = src + (((b0 + b) * H + r * SH + ph) * W + pw) * C; // x[b0 + b, r*SH + ph, pw, 0]
-          const grow = plane + (b * Hg + r + rows.lead) * Wg + cols.lead;
-          for (let c = 0; c < C; c++) {
+      let base = plane; // the slab's first grid position
+      for (const { b, i0, rows: nr } of slabs) {
+        const Hs = nr + rows.extra;
+        // grid rows g hold phase rows r = i0 + g - lead, where 0 <= r < rowsOfPhase
+        const g0 = Math.max(0, rows.lead - i0);
+        const g1 = Math.min(Hs, rowsOfPhase - i0 + rows.lead);
+        for (let g = g0; g < g1; g++) {
+          const r = i0 + g - rows.lead;
+          const xrow = src + ((b * H + r * SH + ph) * W + pw) * C; // x[b, r*SH + ph, pw, 0]
+          const grow = base + g * Wg + cols.lead;
+          // 8 channels at a time (about 1.3x faster in V8 than one), then the rest
+          for (let c = 0; c < C8; c += 8) {
+            let from = xrow + c;
+            for (let q = 0, to = grow + c * K; q < q1; q++, to++, from += step) {
+              heap[to] = heap[from];
+              heap[to + K] = heap[from + 1];
+              heap[to + 2 * K] = heap[from + 2];
+              heap[to + 3 * K] = heap[from + 3];
+              heap[to + 4 * K] = heap[from + 4];
+              heap[to + 5 * K] = heap[from + 5];
+              heap[to + 6 * K] = heap[from + 6];
+              heap[to + 7 * K] = heap[from + 7];
+            }
+          }
+          for (let c = C8; c < C; c++) {
             let from = xrow + c;
             const to = grow + c * K;
-            for (let q = 0; q < q1; q++, from += SW * C) heap[to + q] = heap[from];
+            for (let q = 0; q < q1; q++, from += step) heap[to + q] = heap[from];
           }
         }
+        base += Hs * Wg;
       }
     });
   });
