@@ -95,6 +95,12 @@ export interface TokenizerConfig {
   semanticDecoderChannels: number;
   /** Residual blocks in the semantic decoder. Default 1. */
   semanticDecoderBlocks: number;
+  /**
+   * Kernel of the semantic decoder's input convolution, 1 or 3. Default 3. With 1 and
+   * semanticDecoderBlocks 0 the decoder reads each code on its own (no neighbours), so the
+   * semantic code vectors themselves must carry the teacher's features at their position.
+   */
+  semanticDecoderKernel: number;
 }
 
 export const TOKENIZER_DEFAULTS: TokenizerConfig = {
@@ -127,6 +133,7 @@ export const TOKENIZER_DEFAULTS: TokenizerConfig = {
   teacherDim: 0,
   semanticDecoderChannels: 128,
   semanticDecoderBlocks: 1,
+  semanticDecoderKernel: 3,
 };
 
 function checkBool(name: string, value: unknown): boolean {
@@ -182,6 +189,7 @@ export function resolveTokenizerConfig(config: Partial<TokenizerConfig> = {}): T
   checkInt('teacherDim', c.teacherDim, 0, 65536);
   checkInt('semanticDecoderChannels', c.semanticDecoderChannels, 1, 4096);
   checkInt('semanticDecoderBlocks', c.semanticDecoderBlocks, 0, 16);
+  if (c.semanticDecoderKernel !== 1 && c.semanticDecoderKernel !== 3) throw invalidOption('semanticDecoderKernel', '1 or 3', c.semanticDecoderKernel);
   for (const [name, width] of normalizedWidths(c)) {
     if (width % c.normGroups !== 0) {
       throw new VtokError('INVALID_OPTION', `Expected normGroups to divide every normalized width, but ${name} is ${width} and normGroups is ${c.normGroups}`, {

@@ -56,7 +56,7 @@ export function semanticDecoderSpecs(c: TokenizerConfig): ParamSpecs {
   const s: ParamSpecs = {};
   if (c.teacherDim === 0) return s;
   const w = c.semanticDecoderChannels;
-  addConv(s, 'semdec.conv_in', 3, c.semanticDim, w);
+  addConv(s, 'semdec.conv_in', c.semanticDecoderKernel, c.semanticDim, w);
   for (let r = 0; r < c.semanticDecoderBlocks; r++) addResBlock(s, `semdec.res${r}`, w, w);
   addGroupNorm(s, 'semdec.norm_out', w);
   addConv(s, 'semdec.proj', 1, w, c.teacherDim);

@@ -32,6 +32,7 @@ describe('TokenizerConfig', () => {
     [{ teacherDim: 64, semanticDecoderChannels: 40 }, 'Expected normGroups to divide every normalized width, but semanticDecoderChannels is 40 and normGroups is 16'],
     [{ decoderInput: 'semantic' }, 'Expected one of "pixel", "both" for decoderInput but received "semantic" of type string'],
     [{ resBlocks: 0 }, 'Expected integer between 1 and 16 for resBlocks but received 0 of type number'],
+    [{ semanticDecoderKernel: 2 }, 'Expected 1 or 3 for semanticDecoderKernel but received 2 of type number'],
   ])('rejects %j', (bad, message) => {
     expect(() => resolveTokenizerConfig(bad as never)).toThrow(message);
   });

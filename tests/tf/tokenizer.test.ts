@@ -32,6 +32,36 @@ function encoderPixelPath(model: TokenizerModel): string[] {
   return Object.keys(model.variables).filter((n) => n.startsWith('encoder.') && !n.startsWith('encoder.semantic.'));
 }
 
+describe('TokenizerModel: semantic decoder kernel', () => {
+  // Per-position decoding: with a 1x1 input convolution and no residual blocks, moving the codes
+  // around the grid moves the predictions with them (GroupNorm's statistics do not depend on the
+  // order); the 3x3 default reads neighbours, so the same permutation changes its predictions.
+  function permutedGap(kernel: 1 | 3): number {
+    const model = createTokenizerModel({ ...TINY, semanticDecoderKernel: kernel, semanticDecoderBlocks: kernel === 1 ? 0 : 1 }, 2);
+    try {
+      return tf.tidy(() => {
+        const v = tf.randomNormal([1, 3, 3, 4], 0, 1, 'float32', 5) as tf.Tensor4D; // [1, 3, 3, d_s]
+        const order = tf.tensor1d([4, 0, 8, 2, 6, 1, 7, 3, 5], 'int32');
+        const moved = tf.gather(v.reshape([9, 4]), order).reshape([1, 3, 3, 4]) as tf.Tensor4D;
+        const a = tf.gather(model.predictSemantic(v).reshape([9, 5]), order); // [9, teacherDim]
+        const b = model.predictSemantic(moved).reshape([9, 5]);
+        return maxAbs(tf.sub(a, b));
+      });
+    } finally {
+      model.dispose();
+    }
+  }
+
+  it('reads each code on its own with kernel 1 and no blocks, and neighbours with kernel 3', () => {
+    const k1 = createTokenizerModel({ ...TINY, semanticDecoderKernel: 1, semanticDecoderBlocks: 0 }, 2);
+    expect(k1.variables['semdec.conv_in.w'].shape).toEqual([1, 1, 4, 4]);
+    expect(Object.keys(k1.variables).some((n) => n.startsWith('semdec.res'))).toBe(false);
+    k1.dispose();
+    expect(permutedGap(1)).toBeLessThan(1e-5);
+    expect(permutedGap(3)).toBeGreaterThan(1e-2);
+  });
+});
+
 describe('TokenizerModel: structure', () => {
   it('has the documented weights, seeded identically, and the code grid of the downsample factor', () => {
     const a = createTokenizerModel(TINY, 3);
