@@ -2,13 +2,20 @@
  * Where vtok's wasm Conv2DBackpropFilter spends its time, step by step, on the
  * two conv shapes of bench/engine.ts (issue #3), next to the forward conv.
  *
- *   npx tsx bench/conv-dw-profile.ts [--threads 2] [--reps 5] [--shapes bench|train|all]
+ *   npx tsx bench/conv-dw-profile.ts [--threads 2] [--reps 7] [--shapes bench|train|all]
+ *       [--variants 512:all,1024:views,...] [--steps]
  *
  * "bench": the two conv rows of bench:engine; "train": the convs of its
- * tokenizer training step (batch 4).
+ * tokenizer training step (batch 4). A variant is CHUNK:LAYOUT: CHUNK the
+ * thousands (1024s) of dy elements per chunk, or "batch" for one chunk; LAYOUT
+ * a TapLayout (views, rows, all). Default: the kernel's own settings.
+ * Each variant runs right after a forward conv; the ratio of the two is one
+ * sample, so that load from other jobs, which changes over seconds, hits both
+ * alike. Printed: median time, median ratio (quartiles), and the fastest time
+ * over the fastest forward; --steps adds the time of each step.
  *
- * (The kernel it replaced, one XNNPACK conv over transposed x and dy, was
- * profiled here too; its numbers are in the kernel's header comment.)
+ * (The kernels it replaced were profiled here too; their numbers are in the
+ * kernel's header comment.)
  */
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, shutdownBackend } from '../src/engine/backend';
@@ -77,8 +84,8 @@ async function main(): Promise<void> {
     const variants: Record<string, Variant> = {};
     for (const spec of variantSpecs) {
       const [chunk, layout = TAP_LAYOUT] = spec.split(':');
-      const elements = chunk === 'all' ? Infinity : Number(chunk) * 1024;
-      variants[`chunks of ${chunk}K dy elements, ${layout}`] = (s, mark) =>
+      const elements = chunk === 'batch' ? Infinity : Number(chunk) * 1024;
+      variants[chunk === 'batch' ? `one chunk, ${layout}` : `chunks of ${chunk}K dy elements, ${layout}`] = (s, mark) =>
         conv2dBackpropFilterGemm(s, xi, dyi, info, mark, elements, layout as TapLayout);
     }
     // Each variant runs right after a forward conv: its ratio to that forward is one sample
@@ -120,7 +127,7 @@ async function main(): Promise<void> {
         `fastest ${best.toFixed(1)} ms, ${(best / Math.min(...forwardMs)).toFixed(2)}x the fastest forward`
       );
     });
-    const stepLines = showSteps ? Object.entries(steps).map(([k, v]) => `    ${k} ${median(v).toFixed(1)}`) : [];
+    const stepLines = showSteps ? Object.entries(steps).map(([k, v]) => `    ${k} ${median(v).toFixed(1)} (fastest ${Math.min(...v).toFixed(1)})`) : [];
     process.stdout.write(
       `x ${xs.join('x')} * w ${fs.join('x')} s${stride} (dy ${dy.shape.join('x')}), ${threads}t, ${reps} reps: ` +
         `forward ${median(forwardMs).toFixed(1)} ms (fastest ${Math.min(...forwardMs).toFixed(1)}); medians of time and of the ratio to the forward run just before:\n` +

@@ -130,6 +130,40 @@ describe('Conv2DBackpropFilter with the sum over the batch split into chunks, ea
   });
 });
 
+describe('Conv2DBackpropFilter on a heap left full of NaN', () => {
+  // Its scratch buffers are not zeroed: reads that run past a region (into zero dy) must still
+  // see finite values, or NaN * 0 spoils the sum. Freed NaN memory is what the next allocations get.
+  it.each(['views', 'rows', 'all'] as const)('%s', async (layout) => {
+    const xs: [number, number, number, number] = [3, 9, 10, 6];
+    const fs: [number, number, number, number] = [3, 3, 6, 5];
+    const rng = new Rng(31);
+    const info = tf.backend_util.computeConv2DInfo(xs, fs, 1, 1, 'same'); // stride 1: every tap but one is a shifted copy
+    const dyShape = [info.batchSize, info.outHeight, info.outWidth, info.outChannels];
+    const xv = randn(rng, xs);
+    const dyv = randn(rng, dyShape);
+    const attrs = { strides: 1, pad: 'same', dataFormat: 'NHWC', dimRoundingMode: undefined, filterShape: fs };
+    const [want] = await runOn('cpu', () =>
+      tf.tidy(() => tf.engine().runKernel('Conv2DBackpropFilter', { x: tf.tensor(xv, xs), dy: tf.tensor(dyv, dyShape) }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor),
+    );
+    const [got] = await runOn('wasm', () =>
+      tf.tidy(() => {
+        const x = tf.tensor(xv, xs);
+        const dy = tf.tensor(dyv, dyShape);
+        // freed just before the kernel allocates: blocks of several sizes, so that its buffers get some
+        tf.dispose([10, 12, 14, 16].map((bits) => tf.fill([1 << bits], NaN)));
+        const s = new Scratch(tf.backend() as unknown as WasmBackend);
+        try {
+          return tf.engine().makeTensorFromTensorInfo(s.keep(conv2dBackpropFilterGemm(s, x, dy, info, undefined, 60, layout)));
+        } finally {
+          s.dispose();
+        }
+      }),
+    );
+    expect(got.every(Number.isFinite)).toBe(true);
+    expect(relError(got, want)).toBeLessThanOrEqual(TOL);
+  });
+});
+
 describe('conv2dTranspose (Conv2DBackpropInput forward) and its gradient', () => {
   it.each([
     { y: [2, 4, 4, 6], f: [4, 4, 3, 6], out: [2, 8, 8, 3], s: 2, pad: 'same' as const },
