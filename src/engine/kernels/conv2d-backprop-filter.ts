@@ -107,8 +107,8 @@ interface HeapOps {
 
 const heapOpsByMemory = new WeakMap<object, HeapOps>();
 
-/** The wasm module's bytes: imports env.memory (shared or not), exports copy(dst, src, bytes), fill0(dst, bytes). */
-function heapOpsModule(shared: boolean): Uint8Array {
+/** The wasm module's bytes: imports a shared env.memory, exports copy(dst, src, bytes), fill0(dst, bytes). */
+function heapOpsModule(): Uint8Array {
   const leb = (n: number) => {
     const out: number[] = [];
     do {
@@ -125,7 +125,7 @@ function heapOpsModule(shared: boolean): Uint8Array {
   return new Uint8Array([
     ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00], // \0asm, version 1
     ...section(1, [2, 0x60, 3, I32, I32, I32, 0, 0x60, 2, I32, I32, 0]), // types (i32 i32 i32) -> (), (i32 i32) -> ()
-    ...section(2, [1, ...name('env'), ...name('memory'), 0x02, shared ? 0x03 : 0x01, ...leb(1), ...leb(65536)]),
+    ...section(2, [1, ...name('env'), ...name('memory'), 0x02, 0x03, ...leb(1), ...leb(65536)]), // shared, 1..65536 pages
     ...section(3, [2, 0, 1]),
     ...section(7, [2, ...name('copy'), 0x00, 0, ...name('fill0'), 0x00, 1]),
     ...section(10, [
@@ -146,11 +146,11 @@ interface WebAssemblyApi {
 function heapOps(be: WasmBackend): HeapOps {
   const WebAssembly = (globalThis as unknown as { WebAssembly: WebAssemblyApi }).WebAssembly;
   const memory = be.wasm.wasmMemory;
-  if (memory instanceof WebAssembly.Memory) {
+  // Only the shared heap needs it (on a plain ArrayBuffer, copyWithin and fill are memcpy speed).
+  if (memory instanceof WebAssembly.Memory && typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer) {
     let ops = heapOpsByMemory.get(memory);
     if (!ops) {
-      const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
-      const module = new WebAssembly.Module(heapOpsModule(shared));
+      const module = new WebAssembly.Module(heapOpsModule());
       const fns = new WebAssembly.Instance(module, { env: { memory } }).exports as {
         copy(dst: number, src: number, bytes: number): void;
         fill0(dst: number, bytes: number): void;
