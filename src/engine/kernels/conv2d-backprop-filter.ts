@@ -66,6 +66,10 @@
  *     3.63 -> 1.78; 4x32x32x64*3x3x64x32 3.07 -> 1.94; 1x1 and 16x16 layers
  *     (under 1.5 ms) 2.4-7x -> 2.4-4x; the 3-channel input layer (2-14 ms,
  *     noisiest) 4.6 -> 1.9, 6.4 -> 2.0 and 4.2 -> 7.6 in three runs.
+ *   bench:engine's whole training step (its trainRow, both kernels registered in
+ *     turn in one process, 9 pairs, load ~5): 2 threads 397 -> 339 ms (median
+ *     per-pair ratio 0.80), 1 thread 338 -> 337 ms (0.93).
+ *   Chunks of 280K elements (1 image for s1, 2 for s2) vs 512K: within noise.
  *
  * Tried and not faster (all in this profile unless said):
  *   - (earlier) one matmul per filter tap with a copy per tap, im2col + matmul
