@@ -9,7 +9,7 @@
  * runs/default. Resume an interrupted run with --resume.
  *
  *   npx tsx training/recipes/default.ts [--resume] [--init-from REF] [--steps N] [--smoke N] [--threads T]
- *                                       [--data DIR,DIR..] [--run NAME] [--save NAME] [--store DIR]
+ *                                       [--data DIR,DIR..] [--run NAME] [--save NAME] [--store DIR] [--config NAME]
  *
  * --init-from REF continues training a stored tokenizer (e.g. `default`, the
  * shipped one: weights and codebooks, fresh Adam with the config's warm-up)
@@ -20,7 +20,8 @@
  * also makes data/photos-extra/train); --run names the run folder under runs/
  * (default 'default'); --save and --store name the saved tokenizer and its
  * store (default: 'default' in the shipped store codebooks/), so that an
- * experiment can be kept out of codebooks/.
+ * experiment can be kept out of codebooks/. --config names another training
+ * config (a name under training/configs or a JSON file; default 'default').
  *
  * --smoke N trains N steps into runs/default-smoke, saves nothing, and prints
  * the measured steps/s and the projected time of the full run.
@@ -48,7 +49,7 @@ async function main(): Promise<void> {
   const saveStore = path.resolve(root, flag('--store') ?? 'codebooks');
   await initBackend({ backend: 'wasm', threads });
   try {
-    const config = await resolveTrainConfig('default');
+    const config = await resolveTrainConfig(flag('--config') ?? 'default');
     if (steps !== undefined) config.steps = steps;
     const teacher = await loadTeacher({ source: 'nsfwjs-mobilenet-v2' });
     const runDir = path.join(root, 'runs', smoke === undefined ? runName : `${runName}-smoke`);
