@@ -73,6 +73,14 @@ describe('Conv2DBackpropFilter and Conv2DBackpropInput (conv2d gradients)', () =
   });
 });
 
+/** The cpu backend's Conv2DBackpropFilter of x and dy (the reference for the wasm kernel). */
+async function cpuBackpropFilter(xv: Float32Array, xs: number[], dyv: Float32Array, dyShape: number[], attrs: object): Promise<Float32Array> {
+  const [want] = await runOn('cpu', () =>
+    tf.tidy(() => tf.engine().runKernel('Conv2DBackpropFilter', { x: tf.tensor(xv, xs), dy: tf.tensor(dyv, dyShape) }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor),
+  );
+  return want;
+}
+
 describe('Conv2DBackpropFilter with the sum over the batch split into chunks, each tap layout', () => {
   // chunkElements: elements of dy on the grid per chunk. x [5, 6, 7, 3] 3x3x3x4 'same' has an
   // 8 x 9 grid per image, 288 elements with 4 channels: 576 makes chunks of 2, 2, 1 images;
@@ -109,9 +117,7 @@ describe('Conv2DBackpropFilter with the sum over the batch split into chunks, ea
     const xv = randn(rng, xs);
     const dyv = randn(rng, dyShape);
     const attrs = { strides: c.strides, pad, dataFormat: 'NHWC', dimRoundingMode: undefined, filterShape: fs };
-    const [want] = await runOn('cpu', () =>
-      tf.tidy(() => tf.engine().runKernel('Conv2DBackpropFilter', { x: tf.tensor(xv, xs), dy: tf.tensor(dyv, dyShape) }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor),
-    );
+    const want = await cpuBackpropFilter(xv, xs, dyv, dyShape, attrs);
     const [got] = await runOn('wasm', () =>
       tf.tidy(() => {
         const x = tf.tensor(xv, xs);
@@ -142,9 +148,7 @@ describe('Conv2DBackpropFilter on a heap left full of NaN', () => {
     const xv = randn(rng, xs);
     const dyv = randn(rng, dyShape);
     const attrs = { strides: 1, pad: 'same', dataFormat: 'NHWC', dimRoundingMode: undefined, filterShape: fs };
-    const [want] = await runOn('cpu', () =>
-      tf.tidy(() => tf.engine().runKernel('Conv2DBackpropFilter', { x: tf.tensor(xv, xs), dy: tf.tensor(dyv, dyShape) }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor),
-    );
+    const want = await cpuBackpropFilter(xv, xs, dyv, dyShape, attrs);
     const [got] = await runOn('wasm', () =>
       tf.tidy(() => {
         const x = tf.tensor(xv, xs);
