@@ -264,15 +264,16 @@ function planChunks(B: number, OH: number, Wg: number, extraRows: number, positi
 }
 
 /**
- * The weight gradient as FH*FW matrix products per chunk with one shared right operand:
+ * The weight gradient, per chunk, as matrix products with one shared right operand:
  *   dW[kh, kw] (C x O) = xg[phase(kh, kw)][:, off(kh, kw) : off + K] @ dyg (K x O)
  * dyg is a chunk of dy on a zero-padded grid [slabs, Hs, Wg, O] (K rows), xg
  * holds each x phase channel-major on the same grid, [phase][C][K]; a tap is a
- * constant shift on the flattened grid, so each left operand is a plain view
- * (rows of length K, stride K). Where a shifted row runs into the next one
- * (or past the end: `tail` zeros), dyg is zero. XNNPACK packs dyg once per
- * chunk: its operator is cached by dyg's id across the products of the chunk
- * (see TapLayout for how the taps' operands are laid out).
+ * constant shift on the flattened grid. Where a shifted row runs into the next
+ * one (or past the end: `tail` zeros), dyg is zero. `layout` decides how the
+ * taps' left operands are laid out and so how many products a chunk makes
+ * (see TapLayout: 'all', the default, stacks all FH*FW taps into one product;
+ * 'views' makes FH*FW products of plain views). XNNPACK packs dyg once per
+ * chunk: its operator is cached by dyg's id across the products of the chunk.
  */
 export function conv2dBackpropFilterGemm(
   s: Scratch,
