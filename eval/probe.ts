@@ -30,7 +30,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { VtokError, checkInt, checkNumber, checkOneOf, invalidOption, resolveOptions } from '../src/core/errors';
-import { accuracy, applyStandardizer, fitSoftmaxRegression, fitStandardizer, predictClasses } from '../src/core/linear-probe';
+import { type SoftmaxFit, accuracy, applyStandardizer, fitSoftmaxRegression, fitStandardizer, predictClasses } from '../src/core/linear-probe';
 import type { ImageFit } from '../src/io/image';
 import type { StoreSetOptions } from '../src/io/store';
 import { loadTokenizer } from '../src/io/tokenizer-bundle';
@@ -212,6 +212,30 @@ function resolveBranches(b: unknown): ProbeBranch[] {
   return out;
 }
 
+/**
+ * The probe on given features: standardize with the train statistics, fit the softmax regression on
+ * the train rows, score train and test. xTrain [nTrain, d], xTest [nTest, d] row-major.
+ */
+export function fitProbe(
+  xTrain: ArrayLike<number>,
+  yTrain: Int32Array,
+  xTest: ArrayLike<number>,
+  yTest: Int32Array,
+  d: number,
+  classes: number,
+  options: { l2: number; maxIters: number },
+): { trainAccuracy: number; testAccuracy: number; model: SoftmaxFit } {
+  const std = fitStandardizer(xTrain, yTrain.length, d);
+  const a = applyStandardizer(xTrain, yTrain.length, d, std);
+  const b = applyStandardizer(xTest, yTest.length, d, std);
+  const model = fitSoftmaxRegression(a, yTrain, yTrain.length, d, classes, options);
+  return {
+    trainAccuracy: accuracy(predictClasses(a, yTrain.length, d, model), yTrain),
+    testAccuracy: accuracy(predictClasses(b, yTest.length, d, model), yTest),
+    model,
+  };
+}
+
 /** Fits and scores the probe of every requested branch on the images of `train` and `test` (see the file comment). */
 export async function evalProbe(options: Partial<EvalProbeOptions>): Promise<ProbeReport> {
   const t0 = performance.now();
@@ -288,17 +312,14 @@ export async function evalProbe(options: Partial<EvalProbeOptions>): Promise<Pro
     const results: ProbeResult[] = branches.map((branch) => {
       const tr = featuresOf(trainF, nTrain, branch);
       const te = featuresOf(testF, nTest, branch);
-      const std = fitStandardizer(tr.x, nTrain, tr.d);
-      const xTrain = applyStandardizer(tr.x, nTrain, tr.d, std);
-      const xTest = applyStandardizer(te.x, nTest, te.d, std);
-      const m = fitSoftmaxRegression(xTrain, trainY, nTrain, tr.d, classes.length, { l2, maxIters });
+      const p = fitProbe(tr.x, trainY, te.x, testY, tr.d, classes.length, { l2, maxIters });
       return {
         branch,
         dim: tr.d,
-        train: { n: nTrain, accuracy: accuracy(predictClasses(xTrain, nTrain, tr.d, m), trainY) },
-        test: { n: nTest, accuracy: accuracy(predictClasses(xTest, nTest, te.d, m), testY) },
+        train: { n: nTrain, accuracy: p.trainAccuracy },
+        test: { n: nTest, accuracy: p.testAccuracy },
         chance: { uniform: 1 / classes.length, majority },
-        fit: { loss: m.loss, iterations: m.iterations, converged: m.converged },
+        fit: { loss: p.model.loss, iterations: p.model.iterations, converged: p.model.converged },
       };
     });
     const probeSeconds = (performance.now() - tProbe) / 1000;

@@ -9,7 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, shutdownBackend } from '../../src/engine/backend';
-import { accuracy, applyStandardizer, fitSoftmaxRegression, fitStandardizer, predictClasses } from '../../src/core/linear-probe';
+import { fitProbe } from '../probe';
 import { loadTokenizer } from '../../src/io/tokenizer-bundle';
 import { loadTeacher } from '../../src/io/teacher';
 import { readLabelledImages } from '../../training/classifier';
@@ -64,10 +64,8 @@ async function main() {
   const ytr = Int32Array.from(tr.texts, (x) => cls.get(x)!), yte = Int32Array.from(te.texts, (x) => cls.get(x)!);
   for (const k of Object.keys(ftr)) {
     const { x, d } = ftr[k];
-    const std = fitStandardizer(x, ytr.length, d);
-    const a = applyStandardizer(x, ytr.length, d, std), b = applyStandardizer(fte[k].x, yte.length, d, std);
-    const m = fitSoftmaxRegression(a, ytr, ytr.length, d, classes.length, { l2: 1e-3, maxIters: 500 });
-    console.log(`${tokName} ${k} d=${d} train ${accuracy(predictClasses(a, ytr.length, d, m), ytr).toFixed(4)} test ${accuracy(predictClasses(b, yte.length, d, m), yte).toFixed(4)}`);
+    const p = fitProbe(x, ytr, fte[k].x, yte, d, classes.length, { l2: 1e-3, maxIters: 500 });
+    console.log(`${tokName} ${k} d=${d} train ${p.trainAccuracy.toFixed(4)} test ${p.testAccuracy.toFixed(4)}`);
   }
   teacher?.dispose();
   await shutdownBackend();
