@@ -38,11 +38,25 @@ async function shrunk(name: string, teacherDim: number): Promise<Partial<TrainCo
   return { ...c, model: { ...c.model, ...sizes, semanticWeight: c.model.semanticWeight ?? 1 }, imageSize: 16, batchSize: 2, steps: 2, warmupSteps: 1 };
 }
 
-it('ablation-dual is the default recipe with 150 steps and 20 warm-up steps', async () => {
-  const def = await resolveTrainConfig('default');
+it('ablation-dual is the previous default recipe (default-k3: 3x3 semantic decoder) with 150 steps and 20 warm-up steps', async () => {
+  const k3 = await resolveTrainConfig('default-k3');
   const dual = await resolveTrainConfig('ablation-dual');
-  expect(dual).toEqual({ ...def, steps: 150, warmupSteps: 20 });
+  expect(dual).toEqual({ ...k3, steps: 150, warmupSteps: 20 });
   expect(resolveTokenizerConfig(dual.model).semanticWeight).toBe(1);
+});
+
+it('the default recipe is default-k3 with each code decoded alone by the semantic decoder (kernel 1, no res block)', async () => {
+  const def = await resolveTrainConfig('default');
+  const k3 = await resolveTrainConfig('default-k3');
+  expect(def).toEqual({ ...k3, model: { ...k3.model, semanticDecoderKernel: 1, semanticDecoderBlocks: 0 } });
+  expect(resolveTokenizerConfig(k3.model).semanticDecoderKernel).toBe(3);
+});
+
+it("ablation-pixel-650 is the default's budget with pixel-only codes and no semantic supervision", async () => {
+  const def = await resolveTrainConfig('default');
+  const pixel = await resolveTrainConfig('ablation-pixel-650');
+  const { semanticDecoderKernel: _k, semanticDecoderBlocks: _b, ...trunk } = def.model;
+  expect(pixel).toEqual({ ...def, semantic: 0, model: { ...trunk, teacherDim: 0, semanticWeight: 0 } });
 });
 
 it('ablation-pixel is the same budget with pixel-only codes and no semantic supervision', async () => {
