@@ -98,16 +98,23 @@ const BICUBIC_KERNELS = new Set(['lanczos3', 'lanczos2', 'cubic', 'mitchell']);
  *   // { samples: Uint8Array(3072), channels: 3, width: 32, height: 32 }
  */
 export function decodePngFast(bytes: Uint8Array, opts: PngFastOptions): PngFastPixels | undefined {
+  // The shrink first, from the size in IHDR (bytes 16-23; decodePng checks
+  // the rest), so that a file going to sharp anyway is not inflated.
+  let shrink = 1;
+  if (opts.target) {
+    if (bytes.length < 24) return undefined;
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    // sharp's ResolveShrink: one shrink for both axes, the smaller for 'cover', the larger for 'inside'.
+    const sw = view.getUint32(16) / opts.target.width;
+    const sh = view.getUint32(20) / opts.target.height;
+    shrink = opts.fit === 'crop' ? Math.min(sw, sh) : Math.max(sw, sh);
+    if (shrink > 1 || (shrink !== 1 && !BICUBIC_KERNELS.has(opts.kernel))) return undefined;
+  }
   const png = decodePng(bytes, opts.maxPixels);
   if (!png) return undefined;
   let img: PngImage = png;
   if (opts.target) {
-    // sharp's ResolveShrink: one shrink for both axes, the smaller for 'cover', the larger for 'inside'.
-    const sw = img.width / opts.target.width;
-    const sh = img.height / opts.target.height;
-    const shrink = opts.fit === 'crop' ? Math.min(sw, sh) : Math.max(sw, sh);
     if (shrink !== 1) {
-      if (shrink > 1 || !BICUBIC_KERNELS.has(opts.kernel)) return undefined;
       const up = resizeUp(img, 1 / shrink, 1 / shrink);
       if (!up) return undefined;
       img = up;
