@@ -36,8 +36,9 @@
  * pipeline's; anything it does not reproduce exactly (downscaling, the
  * kernels 'nearest' and 'linear', 16-bit, low bit depths, interlacing, colour
  * or EXIF chunks, odd or damaged files) goes to sharp. It saves sharp's fixed
- * cost of about 1 ms of CPU per call (issue #6). Set the environment variable
- * VTOK_DECODER=sharp to always use sharp.
+ * cost of about 1 ms of CPU per call (issue #6). It is on only with the
+ * libvips version it was checked against (FAST_PNG_VIPS). Set the environment
+ * variable VTOK_DECODER=sharp to always use sharp.
  */
 
 import { promises as fsp } from 'node:fs';
@@ -155,6 +156,14 @@ interface ResolvedRead {
   maxPixels: number;
   failOn: FailOn;
 }
+
+/**
+ * libvips versions the fast PNG path was checked against (tests/io/png-fast.test.ts,
+ * eval/png-fast-identity.ts); with another libvips, readImage uses sharp
+ * until those are re-run and the version is added here.
+ */
+const FAST_PNG_VIPS = ['8.18.7'];
+const fastPngVerified = FAST_PNG_VIPS.includes((sharp.versions as { vips?: string }).vips ?? '');
 
 /** 8-bit value -> [-1, 1]; a table so that every conversion is the same float. */
 const FROM_UINT8 = new Float32Array(256);
@@ -434,7 +443,7 @@ async function decodePixels(input: ImageInput, source: string, opts: ResolvedRea
     bitDepth: is16 ? 16 : 8,
   };
   const background = [opts.background.r, opts.background.g, opts.background.b];
-  if (head.format === 'png' && !is16 && process.env.VTOK_DECODER !== 'sharp') {
+  if (head.format === 'png' && !is16 && fastPngVerified && process.env.VTOK_DECODER !== 'sharp') {
     const fast = decodePngFast(bytes, opts);
     if (fast) {
       info.width = opts.target?.width ?? fast.width;

@@ -342,6 +342,10 @@ describe('readImage with the fast path', () => {
     }
   };
 
+  it('is checked against the libvips that sharp brings (else readImage would not use it)', () => {
+    expect(sharp.versions.vips).toBe('8.18.7');
+  });
+
   it('gives the same floats as VTOK_DECODER=sharp (padding and alpha compositing included)', async () => {
     const cases: [Buffer, Parameters<typeof readImage>[1]][] = [
       [await sharpPng('rgb', 28, 28, 1), { size: 32, fit: 'pad' }],
