@@ -6,9 +6,11 @@
  *    one image at a time: sharp's pipeline alone, decodePngFast alone, and
  *    readImage end to end with VTOK_DECODER=sharp and with the fast path.
  * 2. Synthetic RGB PNGs (a smooth pattern with noise) of several sizes, decoded
- *    at their own size and upsized by 8/7, to pick MAX_FAST_PIXELS: the size
- *    up to which the fast path costs less CPU than sharp (the limit is lifted
- *    here with decodePngFast's maxPixels option).
+ *    at their own size, upsized by 8/7 and halved ('crop'), to pick
+ *    MAX_FAST_PIXELS: the size up to which the fast path costs less CPU than
+ *    sharp (the limit is lifted here with decodePngFast's maxPixels option).
+ * 3. The 256 x 256 photo crops of data/photos/test (first --n) at 128 x 128
+ *    'crop' (the default tokenizer's read, a 2x downscale) and at 256 x 256.
  * CPU = process.cpuUsage() user + sys (all threads, libvips's included), the
  * median of --reps (default 3) runs.
  */
@@ -69,8 +71,8 @@ async function main(): Promise<void> {
   rows.push(['readImage, fast path', await cpuPer(files, (b) => readImage(b, { size: 32, fit: 'pad' }))]);
   for (const [name, ms] of rows) console.log(`  ${name.padEnd(32)} ${ms.toFixed(3)}`);
 
-  console.log('\nSynthetic RGB PNGs, CPU ms per image: sharp / fast (same size; upsized by 8/7 with pad)');
-  for (const side of [28, 64, 128, 181, 256, 362]) {
+  console.log('\nSynthetic RGB PNGs, CPU ms per image: sharp / fast (same size; upsized by 8/7 with pad; halved with crop)');
+  for (const side of [28, 64, 128, 181, 256, 362, 512]) {
     const raw = Buffer.alloc(side * side * 3);
     let seed = side;
     for (let i = 0; i < raw.length; i++) {
@@ -85,11 +87,29 @@ async function main(): Promise<void> {
     const f0 = await cpuPer(many, (b) => decodePngFast(b, { target: undefined, fit: 'pad', kernel: 'lanczos3', maxPixels: 1 << 20 }));
     const s1 = await cpuPer(many, (b) => sharpPipeline(b, up, 'inside'));
     const f1 = await cpuPer(many, (b) => decodePngFast(b, { target: up, fit: 'pad', kernel: 'lanczos3', maxPixels: 1 << 20 }));
+    const half = { width: Math.round(side / 2), height: Math.round(side / 2) };
+    const s2 = await cpuPer(many, (b) => sharpPipeline(b, half, 'cover'));
+    const f2 = await cpuPer(many, (b) => decodePngFast(b, { target: half, fit: 'crop', kernel: 'lanczos3', maxPixels: 1 << 20 }));
     const note = side * side > MAX_FAST_PIXELS ? ' (above MAX_FAST_PIXELS: readImage uses sharp)' : '';
     console.log(
       `  ${String(side).padStart(3)} x ${side} (${String(side * side).padStart(6)} px): ` +
-        `same size ${s0.toFixed(3)} / ${f0.toFixed(3)}, upsized ${s1.toFixed(3)} / ${f1.toFixed(3)}${note}`,
+        `same size ${s0.toFixed(3)} / ${f0.toFixed(3)}, upsized ${s1.toFixed(3)} / ${f1.toFixed(3)}, ` +
+        `halved ${s2.toFixed(3)} / ${f2.toFixed(3)}${note}`,
     );
+  }
+
+  const photoDir = path.join(ROOT, 'data/photos/test');
+  const photos = readdirSync(photoDir)
+    .filter((f) => f.endsWith('.png'))
+    .sort()
+    .slice(0, N)
+    .map((f) => readFileSync(path.join(photoDir, f)));
+  console.log(`\ndata/photos/test, ${photos.length} files, CPU ms per image: sharp / fast`);
+  for (const size of [128, 256]) {
+    const t = { width: size, height: size };
+    const sp = await cpuPer(photos, (b) => sharpPipeline(b, t, 'cover'));
+    const fp = await cpuPer(photos, (b) => decodePngFast(b, { target: t, fit: 'crop', kernel: 'lanczos3' }));
+    console.log(`  at ${size} x ${size} 'crop': ${sp.toFixed(3)} / ${fp.toFixed(3)}`);
   }
 }
 

@@ -1,7 +1,7 @@
 /**
  * A fast decode path for small, plain PNGs (issue #6): parse, inflate and
- * unfilter in TypeScript, and resize up with a bit-exact copy of what sharp
- * 0.35.5 / libvips 8.18.7 does, so that readImage (src/io/image.ts) gets the
+ * unfilter in TypeScript, and resize up or down with a bit-exact copy of what
+ * sharp 0.35.5 / libvips 8.18.7 does, so that readImage (src/io/image.ts) gets the
  * same 8-bit samples as from its sharp pipeline, without sharp's fixed cost of
  * about 0.8-1.5 ms of CPU per call (a 28 x 28 Fashion-MNIST PNG inflates in
  * 0.06 ms).
@@ -22,14 +22,15 @@
  *   (iCCP, sRGB, gAMA, cHRM, cICP, ...), eXIf (orientation), text chunks (libvips
  *   reads XMP and more from them) and unknown ones;
  * - more than MAX_FAST_PIXELS pixels (above that sharp's fixed cost no
- *   longer dominates);
- * - a downscale (libvips's reduce kernels are not reproduced here) or a
- *   kernel other than the ones vips_resize upsizes with its bicubic
- *   interpolator ('nearest' and 'linear' go to sharp).
+ *   longer dominates; bench/png-fast.ts: a 362 x 362 or 512 x 512 RGB PNG
+ *   halved costs more CPU here than in sharp);
+ * - a downscale by about 4 or more on either axis (libvips box-shrinks first,
+ *   see reducible) or any resize with a kernel other than lanczos3,
+ *   lanczos2, cubic, mitchell ('nearest' and 'linear' go to sharp).
  *
  * What libvips does, as reproduced here (checked against sharp byte for byte
- * in tests/io/png-fast.test.ts and on all 70,000 Fashion-MNIST files by
- * eval/png-fast-identity.ts):
+ * in tests/io/png-fast.test.ts, on all 70,000 Fashion-MNIST files and on all
+ * 1,912 photo crops at 128 and 256 by eval/png-fast-identity.ts):
  * - Decode: palette expands to RGB, tRNS becomes an alpha band (palette: the
  *   tRNS entries, missing ones opaque; grey/RGB: 0 where the pixel equals the
  *   tRNS colour, else 255).
@@ -43,6 +44,13 @@
  *   pixels repeated. Catmull-Rom weights come from a 65-entry table (offsets
  *   rounded to 1/64) of int(c * 4096); each of the 4 rows is summed and rounded
  *   ((s + 2048) >> 12), then the column, then clipped to 0..255.
+ * - Downsizing (vips_resize with shrink > 1 is vips_reducev, then
+ *   vips_reduceh, each one pass while shrink < ~4): see reduceTaps and
+ *   resizeDown. Found by comparing variants against the installed sharp: the
+ *   table version of libvips's reduce (65 sub-pixel offsets, weights
+ *   normalised then truncated to 1/4096, edges copied), vertical first,
+ *   matches; horizontal first does not, nor did a per-pixel-weights variant
+ *   modelled on newer libvips sources.
  * - With alpha, sharp resizes premultiplied uchar samples (see resizeUp).
  * - Grey becomes sRGB by repeating the grey band three times (alpha kept).
  *
@@ -108,16 +116,17 @@ export function decodePngFast(bytes: Uint8Array, opts: PngFastOptions): PngFastP
     const sw = view.getUint32(16) / opts.target.width;
     const sh = view.getUint32(20) / opts.target.height;
     shrink = opts.fit === 'crop' ? Math.min(sw, sh) : Math.max(sw, sh);
-    if (shrink > 1 || (shrink !== 1 && !BICUBIC_KERNELS.has(opts.kernel))) return undefined;
+    if (shrink !== 1 && !BICUBIC_KERNELS.has(opts.kernel)) return undefined;
+    if (shrink > 1 && !(reducible(view.getUint32(16), shrink) && reducible(view.getUint32(20), shrink))) return undefined;
   }
   const png = decodePng(bytes, opts.maxPixels);
   if (!png) return undefined;
   let img: PngImage = png;
   if (opts.target) {
     if (shrink !== 1) {
-      const up = resizeUp(img, 1 / shrink, 1 / shrink);
-      if (!up) return undefined;
-      img = up;
+      const resized = shrink > 1 ? resizeDown(img, shrink, opts.kernel) : resizeUp(img, 1 / shrink, 1 / shrink);
+      if (!resized) return undefined;
+      img = resized;
     }
     if (opts.fit === 'crop') img = cropCentre(img, opts.target.width, opts.target.height);
   }
@@ -365,8 +374,16 @@ function axisTaps(m: number, inv: number, stepped: boolean): AxisTaps {
  * and cast to uchar again (truncating, clipped to 255).
  */
 export function resizeUp(img: PngImage, hscale: number, vscale: number): PngImage | undefined {
+  return withPremultipliedAlpha(img, (im) => bicubicUpsize(im, hscale, vscale));
+}
+
+/**
+ * Runs `resize` on img, through sharp's premultiplied uchar round trip when
+ * img has alpha (2 or 4 bands); see resizeUp.
+ */
+function withPremultipliedAlpha(img: PngImage, resize: (img: PngImage) => PngImage | undefined): PngImage | undefined {
   const { bands } = img;
-  if (bands !== 2 && bands !== 4) return bicubicUpsize(img, hscale, vscale);
+  if (bands !== 2 && bands !== 4) return resize(img);
   const pre = premultiplyTable();
   const src = img.data;
   const pm = new Uint8Array(src.length); // [h, w, bands]
@@ -375,7 +392,7 @@ export function resizeUp(img: PngImage, hscale: number, vscale: number): PngImag
     for (let z = 0; z < bands - 1; z++) pm[i + z] = pre[(a << 8) | src[i + z]];
     pm[i + bands - 1] = a;
   }
-  const up = bicubicUpsize({ ...img, data: pm }, hscale, vscale);
+  const up = resize({ ...img, data: pm });
   if (!up) return undefined;
   const d = up.data;
   for (let i = 0; i < d.length; i += bands) {
@@ -458,6 +475,269 @@ export function bicubicUpsize(img: PngImage, hscale: number, vscale: number): Pn
     }
   }
   return { data: out, width: W, height: H, bands };
+}
+
+/**
+ * The factor vips_reduce{h,v} get for a shrink: sharp asks vips_resize for
+ * scale 1 / shrink and vips_resize reduces by 1 / scale, which need not be
+ * shrink again in floating point.
+ */
+function reduceFactor(shrink: number): number {
+  return 1 / (1 / shrink);
+}
+
+/**
+ * Whether vips_reduce takes an axis of n pixels down by `shrink` in one
+ * kernel pass. The output is round(n / factor) pixels; with vips_resize's
+ * default gap of 2, vips_reduce first box-shrinks by floor(n / m / 2) when
+ * that is more than 1 (vips_shrinkh/v, not reproduced here), i.e. from a
+ * shrink of about 4 on.
+ */
+function reducible(n: number, shrink: number): boolean {
+  const m = Math.round(n / reduceFactor(shrink));
+  return m >= 1 && Math.floor(n / m / 2) <= 1;
+}
+
+/** sin(pi x) / (pi x), computed as libvips's sinc_filter does. */
+function sinc(x: number): number {
+  if (x === 0) return 1;
+  const px = x * Math.PI;
+  return Math.sin(px) / px;
+}
+
+/** Mitchell-Netravali cubic with parameters B, C (libvips's cubic_filter). */
+function cubicFilter(x: number, B: number, C: number): number {
+  const ax = Math.abs(x);
+  const ax2 = ax * ax;
+  const ax3 = ax2 * ax;
+  if (ax <= 1) return ((12 - 9 * B - 6 * C) * ax3 + (-18 + 12 * B + 6 * C) * ax2 + (6 - 2 * B)) / 6;
+  if (ax <= 2) return ((-B - 6 * C) * ax3 + (6 * B + 30 * C) * ax2 + (-12 * B - 48 * C) * ax + (8 * B + 24 * C)) / 6;
+  return 0;
+}
+
+/** vips_reduce's kernels: half-width in input pixels at shrink 1, and the filter (libvips templates.h). */
+const REDUCE_KERNELS: Record<string, { support: number; filter: (x: number) => number }> = {
+  lanczos3: { support: 3, filter: (x) => (x >= -3 && x <= 3 ? sinc(x) * sinc(x / 3) : 0) },
+  lanczos2: { support: 2, filter: (x) => (x >= -2 && x <= 2 ? sinc(x) * sinc(x / 2) : 0) },
+  cubic: { support: 2, filter: (x) => cubicFilter(x, 0, 0.5) }, // Catmull-Rom
+  mitchell: { support: 2, filter: (x) => cubicFilter(x, 1 / 3, 1 / 3) },
+};
+
+/** C's rint (round half to even), as vips_reduce_get_points uses it. */
+function rint(v: number): number {
+  const r = Math.round(v);
+  return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+const MASK_TABLES = new Map<string, Int32Array[]>();
+/**
+ * vips_reduce's coefficient table for `kernel` at reduce factor `factor`
+ * with n points: 65 rows, for sub-pixel offsets t / 64 (t = 0..64), each the
+ * filter at (i - (t / 64 + n / 2 - 1)) / factor for i = 0..n-1, divided by
+ * its sum, times 4096 and truncated (short).
+ */
+function maskTable(kernel: string, factor: number, n: number): Int32Array[] {
+  const key = `${kernel}:${factor}:${n}`;
+  let table = MASK_TABLES.get(key);
+  if (!table) {
+    const { filter } = REDUCE_KERNELS[kernel];
+    table = [];
+    for (let t = 0; t <= 64; t++) {
+      const half = t / 64 + n / 2 - 1;
+      const c = new Float64Array(n);
+      let sum = 0;
+      for (let i = 0; i < n; i++) {
+        c[i] = filter((i - half) / factor);
+        sum += c[i];
+      }
+      table.push(Int32Array.from(c, (v) => Math.trunc((v / sum) * 4096)));
+    }
+    MASK_TABLES.set(key, table);
+  }
+  return table;
+}
+
+/** Where vips_reduce{h,v} reads along one axis: per output position the first of n input taps (may be < 0) and its weights. */
+interface ReduceTaps {
+  /** Output size along the axis. */
+  m: number;
+  /** Taps per output position. */
+  n: number;
+  first: Int32Array;
+  weights: Int32Array[];
+}
+
+/**
+ * vips_reduce{h,v} along an axis of nIn pixels by `shrink`: m = round(nIn /
+ * factor) outputs; the origin moves in by half the pixels gained or lost
+ * (offset = (1 + m * factor - nIn) / 2 - 1); output X reads the input padded
+ * by ceil(n / 2) - 1 copied edge pixels from position P = (X + 0.5) *
+ * factor - 0.5 - offset (stepped by repeated addition), taps floor(P) ..
+ * floor(P) + n - 1, with the table row for P's fraction rounded to 1/64.
+ */
+function reduceTaps(nIn: number, shrink: number, kernel: string): ReduceTaps {
+  const factor = reduceFactor(shrink);
+  const m = Math.round(nIn / factor);
+  const offset = (1 + (m * factor - nIn)) / 2 - 1;
+  const n = 2 * rint(REDUCE_KERNELS[kernel].support * factor) + 1;
+  const pad = Math.ceil(n / 2) - 1;
+  const table = maskTable(kernel, factor, n);
+  const first = new Int32Array(m);
+  const weights: Int32Array[] = [];
+  let P = 0.5 * factor - 0.5 - offset;
+  for (let X = 0; X < m; X++) {
+    const sx = Math.trunc(P * 128);
+    first[X] = Math.trunc(P) - pad;
+    weights.push(table[((sx & 127) + 1) >> 1]);
+    P += factor;
+  }
+  return { m, n, first, weights };
+}
+
+/**
+ * sharp's resize step for a uchar image downsized by `shrink` (> 1, below
+ * vips_reduce's box-shrink threshold, see reducible) with kernel lanczos3,
+ * lanczos2, cubic or mitchell: vips_reducev, then vips_reduceh, each output
+ * sample the fixed-point sum (s + 2048) >> 12 clipped to 0..255; alpha
+ * through the premultiplied round trip of resizeUp.
+ */
+export function resizeDown(img: PngImage, shrink: number, kernel: string): PngImage | undefined {
+  if (!REDUCE_KERNELS[kernel]) return undefined;
+  return withPremultipliedAlpha(img, (im) => {
+    const v = reduceTaps(im.height, shrink, kernel);
+    const h = reduceTaps(im.width, shrink, kernel);
+    if (v.m < 1 || h.m < 1) return undefined;
+    return reduceHorizontal(reduceVertical(im, v), h);
+  });
+}
+
+/*
+ * The reduce passes below are exact integer sums, but JavaScript spends most
+ * of their time per multiply-add, so they carry two uchar samples in one
+ * double: a + b * 2^24. Each lane's sum stays within +-2^21 (the weights'
+ * absolute sum is under 1.5 * 4096), so the packed sum is exact (< 2^53) and
+ * splits back into both lanes when the low lane is biased to be positive.
+ */
+const LANE = 2 ** 24;
+/** Start value of a packed sum: the rounding term 2048 in both lanes, plus the low lane's bias 2^23. */
+const PACKED_START = 2048 + 2 ** 23 + 2048 * LANE;
+
+function reduceVertical(img: PngImage, taps: ReduceTaps): PngImage {
+  const { data: src, width, height, bands } = img;
+  const { m, n, first, weights } = taps;
+  const rowN = width * bands;
+  const P = (rowN + 1) >> 1; // packed pairs per row
+  const packed = new Float64Array(height * P); // [height, P]: samples 2j + 2j+1 * 2^24
+  for (let r = 0; r < height; r++) {
+    const s0 = r * rowN;
+    const p0 = r * P;
+    for (let j = 0; j < P; j++) packed[p0 + j] = src[s0 + 2 * j] + (2 * j + 1 < rowN ? src[s0 + 2 * j + 1] : 0) * LANE;
+  }
+  const out = new Uint8Array(m * rowN); // [m, width, bands]
+  const acc = new Float64Array(P);
+  const ws = new Int32Array(n + 3); // the non-zero weights of a row, padded to a multiple of 4 with zeros
+  const bases = new Int32Array(n + 3); // and their clamped input rows (times P)
+  for (let Y = 0; Y < m; Y++) {
+    acc.fill(PACKED_START);
+    const w = weights[Y];
+    let nz = 0;
+    for (let k = 0; k < n; k++) {
+      if (w[k] === 0) continue;
+      const r = first[Y] + k;
+      ws[nz] = w[k];
+      bases[nz++] = (r < 0 ? 0 : r >= height ? height - 1 : r) * P;
+    }
+    for (; nz % 4 !== 0; nz++) {
+      ws[nz] = 0;
+      bases[nz] = 0;
+    }
+    // four taps per pass over the row, to touch acc a quarter as often
+    for (let k = 0; k < nz; k += 4) {
+      const [c0, c1, c2, c3] = [ws[k], ws[k + 1], ws[k + 2], ws[k + 3]];
+      const [b0, b1, b2, b3] = [bases[k], bases[k + 1], bases[k + 2], bases[k + 3]];
+      for (let j = 0; j < P; j++) {
+        acc[j] += c0 * packed[b0 + j] + c1 * packed[b1 + j] + c2 * packed[b2 + j] + c3 * packed[b3 + j];
+      }
+    }
+    const o = Y * rowN;
+    for (let j = 0; j < P; j++) {
+      const t = acc[j];
+      const hi = Math.floor(t / LANE);
+      out[o + 2 * j] = clipShift(t - hi * LANE - 2 ** 23);
+      if (2 * j + 1 < rowN) out[o + 2 * j + 1] = clipShift(hi);
+    }
+  }
+  return { data: out, width, height: m, bands };
+}
+
+function reduceHorizontal(img: PngImage, taps: ReduceTaps): PngImage {
+  const { data: src, width, height, bands } = img;
+  const { m, n, first, weights } = taps;
+  // Each row goes into `line` packed as band pairs (band 2q + band 2q+1 *
+  // 2^24, q < L), with `pad` edge pixels repeated on either side (as
+  // vips_embed does for libvips), so that every tap window is contiguous.
+  // The taps of each column are padded with zero weights to a multiple of 4
+  // (n4), so that the loops below can take four at a time.
+  const n4 = (n + 3) & ~3;
+  let lo = 0;
+  let hi = width - 1;
+  for (let X = 0; X < m; X++) {
+    lo = Math.min(lo, first[X]);
+    hi = Math.max(hi, first[X] + n4 - 1);
+  }
+  const pad = -lo;
+  const L = (bands + 1) >> 1;
+  const line = new Float64Array((hi - lo + 1) * L); // [pad + width + right pad, L]
+  const wt = new Int32Array(m * n4); // [m, n4]
+  for (let X = 0; X < m; X++) wt.set(weights[X], X * n4);
+  const out = new Uint8Array(height * m * bands); // [height, m, bands]
+  const rowN = width * bands;
+  for (let y = 0; y < height; y++) {
+    const row = y * rowN;
+    for (let x = lo; x <= hi; x++) {
+      const s0 = row + (x < 0 ? 0 : x >= width ? width - 1 : x) * bands;
+      const l0 = (x - lo) * L;
+      for (let q = 0; q < L; q++) line[l0 + q] = src[s0 + 2 * q] + (2 * q + 1 < bands ? src[s0 + 2 * q + 1] : 0) * LANE;
+    }
+    let o = y * m * bands;
+    if (L === 2) {
+      for (let X = 0; X < m; X++) {
+        let p = (first[X] + pad) * 2;
+        let a = PACKED_START;
+        let b = PACKED_START;
+        for (let k = X * n4, end = k + n4; k < end; k += 4, p += 8) {
+          const [c0, c1, c2, c3] = [wt[k], wt[k + 1], wt[k + 2], wt[k + 3]];
+          a += c0 * line[p] + c1 * line[p + 2] + c2 * line[p + 4] + c3 * line[p + 6];
+          b += c0 * line[p + 1] + c1 * line[p + 3] + c2 * line[p + 5] + c3 * line[p + 7];
+        }
+        const ah = Math.floor(a / LANE);
+        const bh = Math.floor(b / LANE);
+        out[o] = clipShift(a - ah * LANE - 2 ** 23);
+        out[o + 1] = clipShift(ah);
+        out[o + 2] = clipShift(b - bh * LANE - 2 ** 23);
+        if (bands === 4) out[o + 3] = clipShift(bh);
+        o += bands;
+      }
+    } else {
+      for (let X = 0; X < m; X++) {
+        let a = PACKED_START;
+        for (let k = X * n4, end = k + n4, p = first[X] + pad; k < end; k += 4, p += 4) {
+          a += wt[k] * line[p] + wt[k + 1] * line[p + 1] + wt[k + 2] * line[p + 2] + wt[k + 3] * line[p + 3];
+        }
+        const ah = Math.floor(a / LANE);
+        out[o] = clipShift(a - ah * LANE - 2 ** 23);
+        if (bands === 2) out[o + 1] = clipShift(ah);
+        o += bands;
+      }
+    }
+  }
+  return { data: out, width: m, height, bands };
+}
+
+/** A fixed-point sum (rounding term included) back to uchar: >> 12, clipped to 0..255. */
+function clipShift(sum: number): number {
+  const v = sum >> 12;
+  return v < 0 ? 0 : v > 255 ? 255 : v;
 }
 
 /** sharp's centred crop for fit 'cover' (CalculateCrop, gravity centre). */

@@ -150,26 +150,65 @@ describe('decodePngFast: same bytes as sharp', () => {
   ];
 
   it.each(KINDS)('%s PNGs from sharp, several sizes and targets (28->32, 5->32, 20->64, non-square)', async (kind) => {
-    let fast = 0;
+    let down = 0;
     for (const [w, h] of sizes) {
       const png = await sharpPng(kind, w, h, w * 100 + h);
       for (const [, target, fit] of targets) {
-        const up = !target || (fit === 'pad' ? Math.max(w / target.width, h / target.height) : Math.min(w / target.width, h / target.height)) <= 1;
-        if (up) {
-          await expectIdentical(png, target, fit);
-          fast++;
-        } else {
-          expect(decodePngFast(png, { target, fit, kernel: 'lanczos3' })).toBeUndefined(); // a downscale: sharp
-        }
+        await expectIdentical(png, target, fit);
+        if (target && (fit === 'pad' ? Math.max(w / target.width, h / target.height) : Math.min(w / target.width, h / target.height)) > 1) down++;
       }
     }
-    expect(fast).toBe(28); // all but 13 x 40 at 32 pad and 45 x 32 pad (downscales)
+    expect(down).toBe(2); // 13 x 40 at 32 pad and at 45 x 32 pad are downscales
   });
 
   it('a crop without resize (scale 1 on one axis) cuts the centre like sharp', async () => {
     const png = await sharpPng('rgb', 32, 41, 3);
     await expectIdentical(png, { width: 32, height: 32 }, 'crop');
-    expect(decodePngFast(png, { target: { width: 32, height: 16 }, fit: 'pad', kernel: 'lanczos3' })).toBeUndefined(); // a downscale
+    await expectIdentical(png, { width: 32, height: 16 }, 'pad'); // a downscale by 41 / 16
+  });
+
+  // Downscales: vips_reducev then vips_reduceh (see resizeDown).
+  const downs: [number, number, number, number][] = [
+    [256, 256, 128, 128], // the photo crops' read: exactly 2x
+    [64, 64, 32, 32],
+    [100, 100, 37, 37],
+    [300, 200, 128, 128], // by 1.5625 with crop, 2.34 with pad
+    [45, 70, 40, 40],
+  ];
+  it.each(KINDS)('%s PNGs downscaled like sharp (256->128, 64->32, 100->37, 300 x 200->128, 45 x 70->40), both fits', async (kind) => {
+    for (const [w, h, W, H] of downs) {
+      const png = await sharpPng(kind, w, h, w + h);
+      for (const fit of ['crop', 'pad'] as const) await expectIdentical(png, { width: W, height: H }, fit);
+    }
+  });
+
+  it.each(['lanczos2', 'cubic', 'mitchell'])('kernel %s downscales like sharp', async (kernel) => {
+    for (const kind of ['grey', 'rgb', 'rgba'] as Kind[]) {
+      const png = await sharpPng(kind, 100, 64, 4);
+      await expectIdentical(png, { width: 37, height: 37 }, 'crop', kernel);
+      await expectIdentical(png, { width: 50, height: 50 }, 'pad', kernel);
+    }
+  });
+
+  it('downscales up to the box-shrink threshold (about 4x) like sharp; from there on sharp', async () => {
+    const png = await sharpPng('rgb', 100, 100, 6);
+    await expectIdentical(png, { width: 26, height: 26 }, 'pad'); // 100 / 26 = 3.85: one reduce pass
+    // 100 / 25 = 4: libvips box-shrinks by 2 first (vips_resize's gap 2)
+    expect(decodePngFast(png, { target: { width: 25, height: 25 }, fit: 'pad', kernel: 'lanczos3' })).toBeUndefined();
+  });
+
+  const photoDir = path.resolve(__dirname, '../../data/photos/test');
+  (existsSync(photoDir) ? it : it.skip)('20 photo crops of data/photos/test at 128 crop and at their own 256 like sharp', async () => {
+    const names = readdirSync(photoDir)
+      .filter((f) => f.endsWith('.png'))
+      .sort()
+      .slice(0, 20);
+    expect(names.length).toBe(20);
+    for (const name of names) {
+      const png = readFileSync(path.join(photoDir, name));
+      await expectIdentical(png, { width: 128, height: 128 }, 'crop');
+      await expectIdentical(png, { width: 256, height: 256 }, 'crop');
+    }
   });
 
   it.each(['lanczos2', 'cubic', 'mitchell'])('kernel %s upsizes like sharp (bicubic)', async (kernel) => {
@@ -279,11 +318,13 @@ describe('decodePngFast: what it leaves to sharp', () => {
     expect(decodePngFast(edge, { ...opts, target: undefined })).toBeDefined();
   });
 
-  it('downscales, and the kernels nearest and linear', () => {
+  it('downscales by 4 or more, and the kernels nearest and linear', () => {
     const png = rgbPng(); // 13 x 9
-    expect(decodePngFast(png, { ...opts, target: { width: 12, height: 12 } })).toBeUndefined();
+    expect(decodePngFast(png, { ...opts, target: { width: 12, height: 12 } })).toBeDefined(); // by 13 / 12
+    expect(decodePngFast(png, { ...opts, target: { width: 3, height: 3 } })).toBeUndefined(); // by 13 / 3
     expect(decodePngFast(png, { ...opts, kernel: 'nearest' })).toBeUndefined();
     expect(decodePngFast(png, { ...opts, kernel: 'linear' })).toBeUndefined();
+    expect(decodePngFast(png, { ...opts, target: { width: 12, height: 12 }, kernel: 'linear' })).toBeUndefined();
   });
 
   it('damaged files: bad CRC, truncation, trailing bytes, bad filter, too much or too little data', () => {
