@@ -40,7 +40,8 @@
  *   (left = floor((w' - W + 1) / 2)).
  * - Upsizing (vips_resize with lanczos2/3, cubic or mitchell is vips_affine with
  *   the bicubic interpolator): output pixel X samples the input at
- *   x = X / scale - 0.5 (x stepped by repeated addition, as libvips does), edge
+ *   x = X / scale - 0.5 (x stepped by repeated addition from the left edge
+ *   of what libvips computes, which with 'cover' is the crop's left edge), edge
  *   pixels repeated. Catmull-Rom weights come from a 65-entry table (offsets
  *   rounded to 1/64) of int(c * 4096); each of the 4 rows is summed and rounded
  *   ((s + 2048) >> 12), then the column, then clipped to 0..255.
@@ -124,7 +125,11 @@ export function decodePngFast(bytes: Uint8Array, opts: PngFastOptions): PngFastP
   let img: PngImage = png;
   if (opts.target) {
     if (shrink !== 1) {
-      const resized = shrink > 1 ? resizeDown(img, shrink, opts.kernel) : resizeUp(img, 1 / shrink, 1 / shrink);
+      // libvips computes the resized image only from the crop's left edge on,
+      // and its x positions step from there (see axisTaps)
+      const wide = shrink > 1 ? Math.round(img.width / reduceFactor(shrink)) : Math.floor(img.width / shrink + 0.5);
+      const left = opts.fit === 'crop' ? Math.floor((wide - Math.min(opts.target.width, wide) + 1) / 2) : 0;
+      const resized = shrink > 1 ? resizeDown(img, shrink, opts.kernel, left) : resizeUp(img, 1 / shrink, 1 / shrink, left);
       if (!resized) return undefined;
       img = resized;
     }
@@ -350,11 +355,12 @@ interface AxisTaps {
  * of 1; x is stepped by repeated addition (the x axis, like vips_affine_gen)
  * or computed per position (the y axis, one row at a time).
  */
-function axisTaps(m: number, inv: number, stepped: boolean): AxisTaps {
+function axisTaps(m: number, inv: number, stepped: boolean, start = 0): AxisTaps {
   const first = new Int32Array(m);
   const weights: Int32Array[] = [];
   let acc = 0.5; // X = 0: 0 * inv - 0.5 + 1
   for (let X = 0; X < m; X++) {
+    if (X === start && X > 0) acc = X * inv + 1 - 0.5; // the stepping restarts where libvips's region starts
     const x = stepped ? acc : X * inv + 1 - 0.5;
     const sx = Math.trunc(x * 128);
     const t = ((sx & 127) + 1) >> 1;
@@ -373,8 +379,8 @@ function axisTaps(m: number, inv: number, stepped: boolean): AxisTaps {
  * resize all bands, unpremultiply (float: float(255 / a) * v, 0 where a = 0)
  * and cast to uchar again (truncating, clipped to 255).
  */
-export function resizeUp(img: PngImage, hscale: number, vscale: number): PngImage | undefined {
-  return withPremultipliedAlpha(img, (im) => bicubicUpsize(im, hscale, vscale));
+export function resizeUp(img: PngImage, hscale: number, vscale: number, startX = 0): PngImage | undefined {
+  return withPremultipliedAlpha(img, (im) => bicubicUpsize(im, hscale, vscale, startX));
 }
 
 /**
@@ -425,7 +431,7 @@ const UNPREMULTIPLY_FACTOR = Float32Array.from({ length: 256 }, (_, a) => (a ===
  * vips_affine with the bicubic interpolator for uchar bands, as vips_resize
  * calls it to upsize by hscale, vscale (both > 1): every band on its own.
  */
-export function bicubicUpsize(img: PngImage, hscale: number, vscale: number): PngImage | undefined {
+export function bicubicUpsize(img: PngImage, hscale: number, vscale: number, startX = 0): PngImage | undefined {
   const { data: src, width: w, height: h, bands } = img;
   // libvips's transform: det = a * d, ia = d / det, id = a / det (here b = c = 0).
   const det = hscale * vscale;
@@ -434,7 +440,7 @@ export function bicubicUpsize(img: PngImage, hscale: number, vscale: number): Pn
   const W = Math.floor(w * hscale + 0.5);
   const H = Math.floor(h * vscale + 0.5);
   if (W < 1 || H < 1) return undefined;
-  const xs = axisTaps(W, ia, true);
+  const xs = axisTaps(W, ia, true, startX);
   const ys = axisTaps(H, id, false);
   // The horizontal pass depends only on the input row and X, so it is done
   // once per input row: [h, W, bands], each sum already rounded (>> 12).
@@ -575,7 +581,7 @@ interface ReduceTaps {
  * factor - 0.5 - offset (stepped by repeated addition), taps floor(P) ..
  * floor(P) + n - 1, with the table row for P's fraction rounded to 1/64.
  */
-function reduceTaps(nIn: number, shrink: number, kernel: string): ReduceTaps {
+function reduceTaps(nIn: number, shrink: number, kernel: string, start = 0): ReduceTaps {
   const factor = reduceFactor(shrink);
   const m = Math.round(nIn / factor);
   const offset = (1 + (m * factor - nIn)) / 2 - 1;
@@ -586,6 +592,7 @@ function reduceTaps(nIn: number, shrink: number, kernel: string): ReduceTaps {
   const weights: Int32Array[] = [];
   let P = 0.5 * factor - 0.5 - offset;
   for (let X = 0; X < m; X++) {
+    if (X === start && X > 0) P = (X + 0.5) * factor - 0.5 - offset; // libvips's region starts here
     const sx = Math.trunc(P * 128);
     first[X] = Math.trunc(P) - pad;
     weights.push(table[((sx & 127) + 1) >> 1]);
@@ -601,11 +608,11 @@ function reduceTaps(nIn: number, shrink: number, kernel: string): ReduceTaps {
  * sample the fixed-point sum (s + 2048) >> 12 clipped to 0..255; alpha
  * through the premultiplied round trip of resizeUp.
  */
-export function resizeDown(img: PngImage, shrink: number, kernel: string): PngImage | undefined {
+export function resizeDown(img: PngImage, shrink: number, kernel: string, startX = 0): PngImage | undefined {
   if (!REDUCE_KERNELS[kernel]) return undefined;
   return withPremultipliedAlpha(img, (im) => {
     const v = reduceTaps(im.height, shrink, kernel);
-    const h = reduceTaps(im.width, shrink, kernel);
+    const h = reduceTaps(im.width, shrink, kernel, startX);
     if (v.m < 1 || h.m < 1) return undefined;
     return reduceHorizontal(reduceVertical(im, v), h);
   });

@@ -167,6 +167,16 @@ describe('decodePngFast: same bytes as sharp', () => {
     await expectIdentical(png, { width: 32, height: 16 }, 'pad'); // a downscale by 41 / 16
   });
 
+  it('an upsize cropped on the left (150 x 105 -> 128 cover) steps x from the crop edge like libvips', async () => {
+    // 105 -> 128 scales by 1.219...: x, stepped by repeated addition from 0,
+    // drifts across table boundaries by column 28; libvips starts at 28.
+    for (const kind of ['rgb', 'rgba'] as Kind[]) {
+      const png = await sharpPng(kind, 150, 105, 11);
+      await expectIdentical(png, { width: 128, height: 128 }, 'crop');
+      await expectIdentical(png, { width: 256, height: 256 }, 'crop');
+    }
+  });
+
   // Downscales: vips_reducev then vips_reduceh (see resizeDown).
   const downs: [number, number, number, number][] = [
     [256, 256, 128, 128], // the photo crops' read: exactly 2x
