@@ -361,7 +361,10 @@ function axisTaps(m: number, inv: number, stepped: boolean, start = 0): AxisTaps
   let acc = 0.5; // X = 0: 0 * inv - 0.5 + 1
   for (let X = 0; X < m; X++) {
     if (X === start && X > 0) acc = X * inv + 1 - 0.5; // the stepping restarts where libvips's region starts
-    const x = stepped ? acc : X * inv + 1 - 0.5;
+    // Per position, libvips's sum is X * inv + 1.5 (1 less after): the
+    // same number as X * inv + 0.5, but rounded differently where X * inv
+    // falls on a 1/64 boundary (150 x 151 -> 256 x 258, row 5).
+    const x = stepped ? acc : X * inv + 1.5 - 1;
     const sx = Math.trunc(x * 128);
     const t = ((sx & 127) + 1) >> 1;
     // x >= 0.5 always, so truncation is floor; the 4x4 window starts one before

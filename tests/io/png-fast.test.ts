@@ -177,6 +177,16 @@ describe('decodePngFast: same bytes as sharp', () => {
     }
   });
 
+  it('an upsize whose rows fall on 1/64 boundaries (150 x 151 -> 256 x 258) rounds y like libvips', async () => {
+    // scale 256 / 150: row y samples at y * 75 / 128, exactly on a table
+    // boundary in real numbers, so the floating-point rounding decides.
+    for (const kind of ['rgb', 'grey'] as Kind[]) {
+      const png = await sharpPng(kind, 150, 151, 12);
+      await expectIdentical(png, { width: 256, height: 258 }, 'pad');
+      await expectIdentical(png, { width: 256, height: 256 }, 'crop');
+    }
+  });
+
   // Downscales: vips_reducev then vips_reduceh (see resizeDown).
   const downs: [number, number, number, number][] = [
     [256, 256, 128, 128], // the photo crops' read: exactly 2x
