@@ -561,6 +561,7 @@ function maskTable(kernel: string, factor: number, n: number): Int32Array[] {
       }
       table.push(Int32Array.from(c, (v) => Math.trunc((v / sum) * 4096)));
     }
+    if (MASK_TABLES.size >= 64) MASK_TABLES.clear(); // images of many sizes: keep the cache small
     MASK_TABLES.set(key, table);
   }
   return table;
