@@ -31,12 +31,13 @@
  * error, never an image with a grey band.
  *
  * Fast path: small plain 8-bit PNGs (no colour chunks, no orientation, at
- * most 64K pixels) are decoded and upsized in TypeScript by decodePngFast
- * (src/io/png-fast.ts), whose samples are bit-identical to this sharp
- * pipeline's; anything it does not reproduce exactly (downscaling, the
- * kernels 'nearest' and 'linear', 16-bit, low bit depths, interlacing, colour
- * or EXIF chunks, odd or damaged files) goes to sharp. It saves sharp's fixed
- * cost of about 1 ms of CPU per call (issue #6). It is on only with the
+ * most 64K pixels) are decoded and resized (up, or down by less than about 4)
+ * in TypeScript by decodePngFast (src/io/png-fast.ts), whose samples are
+ * bit-identical to this sharp pipeline's; anything it does not reproduce
+ * exactly (larger downscales, the kernels 'nearest' and 'linear', 16-bit, low
+ * bit depths, interlacing, colour or EXIF chunks, odd or damaged files) goes
+ * to sharp. It saves sharp's fixed cost of about 1 ms of CPU per call
+ * (issue #6). It is on only with the
  * libvips version it was checked against (FAST_PNG_VIPS). Set the environment
  * variable VTOK_DECODER=sharp to always use sharp.
  */
