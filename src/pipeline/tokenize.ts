@@ -58,6 +58,7 @@ import { loadInput, type LoadedInput, type LoadResult } from '../io/dataset/read
 import { errorsJsonl, readShard, sha256File, sha256Hex, writeJsonAtomic, writeShard } from '../io/dataset/shard';
 import { RangeReader } from '../io/dataset/tar';
 import { DEFAULT_MAX_PIXELS, parseColour, type Colour, type FailOn, type ImageFit, type ResizeKernel } from '../io/image';
+import { PixelPool } from './pixel-pool';
 import { OrderedPrefetch } from './prefetch';
 
 export interface TokenizeProgress {
@@ -161,6 +162,8 @@ export interface TokenizeResult {
   imagesPerSecond: number;
   /** Most inputs held decoded at once (bounded by concurrency + queueDepth * batchSize). */
   peakPrefetched: number;
+  /** Pixel buffers created for decoded images waiting for the model (reused; at most the prefetch window plus concurrency). */
+  pixelBuffers: number;
 }
 
 /** Content id of a BPE model: sha256 of its settings and merge rules. */
@@ -276,7 +279,7 @@ export async function tokenizeDataset(options: Partial<TokenizeOptions>): Promis
   const state = await prepareOutDir(dir, run, runOptions, part, opts.resume);
   if (state.manifest) {
     await verifyManifestShards(dir, state.manifest);
-    return { dir, manifestFile, manifest: state.manifest, written: 0, resumed: state.manifest.shards.length, processed: 0, seconds: (performance.now() - t0) / 1000, imagesPerSecond: 0, peakPrefetched: 0 };
+    return { dir, manifestFile, manifest: state.manifest, written: 0, resumed: state.manifest.shards.length, processed: 0, seconds: (performance.now() - t0) / 1000, imagesPerSecond: 0, peakPrefetched: 0, pixelBuffers: 0 };
   }
 
   const R = opts.recordsPerShard;
@@ -328,7 +331,10 @@ export async function tokenizeDataset(options: Partial<TokenizeOptions>): Promis
     maxFileBytes: opts.maxFileBytes,
   };
   const B = opts.batchSize;
-  const prefetch = new OrderedPrefetch<DatasetInput, LoadResult>(work, (input) => loadInput(input, ctx), {
+  // Decoded images wait in the queue in reused buffers, so that the decoder's fresh arrays die young (see pixel-pool.ts).
+  const pool = new PixelPool(perImage);
+  const pooled = (r: LoadResult): LoadResult => (r.ok && r.value.pixels.length === perImage ? { ok: true, value: { ...r.value, pixels: pool.copy(r.value.pixels) } } : r);
+  const prefetch = new OrderedPrefetch<DatasetInput, LoadResult>(work, (input) => loadInput(input, ctx).then(pooled), {
     concurrency: opts.concurrency,
     window: opts.concurrency + opts.queueDepth * B + B,
   });
@@ -370,7 +376,8 @@ export async function tokenizeDataset(options: Partial<TokenizeOptions>): Promis
           const r = await prefetch.next();
           if (r.ok) {
             batchBuf.set(r.value.pixels, good.length * perImage);
-            good.push(r.value);
+            if (r.value.pixels.length === perImage) pool.give(r.value.pixels);
+            good.push({ ...r.value, pixels: EMPTY_PIXELS }); // the buffer is back in the pool
           } else {
             shardSkipped.push(r.skipped);
           }
@@ -459,8 +466,11 @@ export async function tokenizeDataset(options: Partial<TokenizeOptions>): Promis
     seconds,
     imagesPerSecond: work_s > 0 ? processed / work_s : 0,
     peakPrefetched: prefetch.peakHeld,
+    pixelBuffers: pool.allocated,
   };
 }
+
+const EMPTY_PIXELS = new Float32Array(0);
 
 function checkCodes(codes: unknown, batch: number, h: number, w: number, t: ImageTokenizer): asserts codes is Int32Array {
   if (!(codes instanceof Int32Array) || codes.length !== batch * h * w) {

@@ -59,6 +59,23 @@ describe('tokenizeDataset', () => {
     expect(res.peakPrefetched).toBeLessThanOrEqual(2 + 2 * 3 + 3);
   });
 
+  test('decoded images wait in reused buffers: at most the prefetch window is ever allocated, and every record is still its own image', async () => {
+    // Issue #6: a fresh array per image let dead ArrayBuffers pile up in V8's old generation (RSS grew with the image count).
+    const dir = path.join(root, 'in-many');
+    const many = await makeImages(dir, 40, 12, false);
+    const out = path.join(root, 'out-pool');
+    const res = await tokenizeDataset({ tokenizer: tok, inputs: [dir], out, recordsPerShard: 7, batchSize: 3, concurrency: 2, queueDepth: 1 });
+    expect(res.manifest.counts.records).toBe(40);
+    expect(res.pixelBuffers).toBeGreaterThan(0);
+    expect(res.pixelBuffers).toBeLessThanOrEqual(2 + 1 * 3 + 3); // the prefetch window, not 40
+    const records = await readAllRecords(out);
+    expect(records.map((r) => r.key)).toEqual(many);
+    for (const [i, r] of records.entries()) {
+      const img = await readImage(path.join(dir, many[i]), { size: 16 });
+      expect(Array.from(r.codes as Int32Array)).toEqual(Array.from(await tok.encodeBatch(img.data, 1)));
+    }
+  });
+
   test('corrupt, truncated, non-image, zero-byte and huge inputs land in errors.jsonl; the rest is tokenized', async () => {
     const dir = path.join(root, 'bad');
     await fsp.mkdir(dir, { recursive: true });
