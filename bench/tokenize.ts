@@ -14,7 +14,10 @@
  *    the model" is the end-to-end wall time minus the time spent inside
  *    encodeBatch during that same run, per image: the pipeline's own work
  *    that the model did not hide (less sensitive to other load on the
- *    machine than the ratio of two separate runs).
+ *    machine than the ratio of two separate runs). Each rep also runs the
+ *    pipeline with every decode through sharp (VTOK_DECODER=sharp, no fast
+ *    PNG path of src/io/png-fast.ts), so both decoders are compared in the
+ *    same run.
  *    Tokenizers: the shipped default (codebooks/, trained on photos) at its
  *    training size 128 on the photos, the shipped fashion-mnist tokenizer at
  *    32 x 32 on Fashion-MNIST PNGs (a small model: per-file costs weigh most),
@@ -90,6 +93,10 @@ interface Throughput {
   modelSamples: number[];
   e2eSamples: number[];
   insideSamples: number[];
+  /** The same end-to-end run with every decode through sharp (VTOK_DECODER=sharp: no fast PNG path), in the same reps. */
+  sharpE2eImagesPerSecond: number;
+  sharpOverhead: number;
+  sharpE2eSamples: number[];
 }
 
 /** Model alone on pre-decoded batches vs the whole pipeline on the same files; alternating, medians. */
@@ -116,6 +123,7 @@ async function throughput(label: string, tokenizer: ImageTokenizer, data: Data, 
   const modelSamples: number[] = [];
   const e2eSamples: number[] = [];
   const insideSamples: number[] = [];
+  const sharpE2eSamples: number[] = [];
   // The same tokenizer, timed from inside the end-to-end run: what is left is the pipeline's own time that the model did not hide.
   let inside = 0;
   const timed: ImageTokenizer = {
@@ -136,15 +144,27 @@ async function throughput(label: string, tokenizer: ImageTokenizer, data: Data, 
     let t0 = performance.now();
     for (const { images, b } of batches) await tokenizer.encodeBatch(images, b);
     modelSamples.push((performance.now() - t0) / 1000);
-    const out = await fsp.mkdtemp(path.join(os.tmpdir(), 'vtok-bench-out-'));
-    inside = 0;
-    t0 = performance.now();
-    await tokenizeDataset({ inputs: [dir], out, tokenizer: timed, batchSize, recordsPerShard: 1024, fit: data === 'photos' ? 'crop' : 'pad' });
-    e2eSamples.push((performance.now() - t0) / 1000);
-    insideSamples.push(inside / 1000);
-    await fsp.rm(out, { recursive: true, force: true });
+    // Both decoders in every rep, in alternating order, so that drift of the machine hits both alike.
+    for (const viaSharp of rep % 2 === 0 ? [false, true] : [true, false]) {
+      const out = await fsp.mkdtemp(path.join(os.tmpdir(), 'vtok-bench-out-'));
+      if (viaSharp) process.env.VTOK_DECODER = 'sharp';
+      inside = 0;
+      t0 = performance.now();
+      try {
+        await tokenizeDataset({ inputs: [dir], out, tokenizer: timed, batchSize, recordsPerShard: 1024, fit: data === 'photos' ? 'crop' : 'pad' });
+      } finally {
+        if (viaSharp) delete process.env.VTOK_DECODER;
+      }
+      const seconds = (performance.now() - t0) / 1000;
+      if (viaSharp) sharpE2eSamples.push(seconds);
+      else {
+        e2eSamples.push(seconds);
+        insideSamples.push(inside / 1000);
+      }
+      await fsp.rm(out, { recursive: true, force: true });
+    }
     process.stderr.write(
-      `  ${label}: rep ${rep + 1}/${reps}: model ${modelSamples[rep].toFixed(2)} s, end to end ${e2eSamples[rep].toFixed(2)} s (${insideSamples[rep].toFixed(2)} s in the model); load ${os.loadavg()[0].toFixed(1)}\n`,
+      `  ${label}: rep ${rep + 1}/${reps}: model ${modelSamples[rep].toFixed(2)} s, end to end ${e2eSamples[rep].toFixed(2)} s (${insideSamples[rep].toFixed(2)} s in the model), all decodes by sharp ${sharpE2eSamples[rep].toFixed(2)} s; load ${os.loadavg()[0].toFixed(1)}\n`,
     );
   }
   const m = median(modelSamples);
@@ -163,6 +183,9 @@ async function throughput(label: string, tokenizer: ImageTokenizer, data: Data, 
     modelSamples,
     e2eSamples,
     insideSamples,
+    sharpE2eImagesPerSecond: n / median(sharpE2eSamples),
+    sharpOverhead: median(sharpE2eSamples) / m - 1,
+    sharpE2eSamples,
   };
 }
 
@@ -263,7 +286,7 @@ async function main(): Promise<void> {
   );
   console.log(
     formatTable(
-      ['tokenizer', 'data', 'image size', 'images', 'batch', 'model alone (img/s)', 'end to end (img/s)', 'overhead', 'outside the model (ms/img)'],
+      ['tokenizer', 'data', 'image size', 'images', 'batch', 'model alone (img/s)', 'end to end (img/s)', 'overhead', 'outside the model (ms/img)', 'all decodes by sharp: end to end (img/s)', 'overhead'],
       rows.map((r) => [
         r.tokenizer,
         r.data === 'photos' ? 'photos (PNG 256x256)' : 'Fashion-MNIST (PNG 28x28 + sidecar)',
@@ -274,6 +297,8 @@ async function main(): Promise<void> {
         r.e2eImagesPerSecond.toFixed(1),
         `${(100 * r.overhead).toFixed(1)}%`,
         r.outsideModelMsPerImage.toFixed(1),
+        r.sharpE2eImagesPerSecond.toFixed(1),
+        `${(100 * r.sharpOverhead).toFixed(1)}%`,
       ]),
       { markdown: true },
     ),
