@@ -31,8 +31,8 @@
  * error, never an image with a grey band.
  *
  * Fast path: small plain 8-bit PNGs (no colour chunks, no orientation, at
- * most 64K pixels) are decoded and resized (up, or down by less than about 4)
- * in TypeScript by decodePngFast (src/io/png-fast.ts), whose samples are
+ * most 64K pixels) are decoded and resized (up; or down by less than about 4
+ * from at most 128 x 128) in TypeScript by decodePngFast (src/io/png-fast.ts), whose samples are
  * bit-identical to this sharp pipeline's; anything it does not reproduce
  * exactly (larger downscales, the kernels 'nearest' and 'linear', 16-bit, low
  * bit depths, interlacing, colour or EXIF chunks, odd or damaged files) goes
@@ -165,6 +165,17 @@ interface ResolvedRead {
  */
 const FAST_PNG_VIPS = ['8.18.7'];
 const fastPngVerified = FAST_PNG_VIPS.includes((sharp.versions as { vips?: string }).vips ?? '');
+
+/**
+ * Largest PNG (width x height) the fast path downscales. It runs on the main
+ * thread, between the model's batches, while sharp decodes on its own threads;
+ * a 256 x 256 photo halved costs about as much CPU either way (2.3 vs 2.4 ms,
+ * bench/png-fast.ts), and bench:tokenize's default row (those photos at 128)
+ * ran slower end to end through the fast path (2026-12-02: 14.8-16.7 s vs
+ * 13.2-15.9 s for 512 images in two runs). Small images (e.g. 64 x 64 halved:
+ * 0.16 vs 1.5 ms) still gain.
+ */
+const FAST_DOWNSCALE_MAX_PIXELS = 128 * 128;
 
 /** 8-bit value -> [-1, 1]; a table so that every conversion is the same float. */
 const FROM_UINT8 = new Float32Array(256);
@@ -445,7 +456,8 @@ async function decodePixels(input: ImageInput, source: string, opts: ResolvedRea
   };
   const background = [opts.background.r, opts.background.g, opts.background.b];
   if (head.format === 'png' && !is16 && fastPngVerified && process.env.VTOK_DECODER !== 'sharp') {
-    const fast = decodePngFast(bytes, opts);
+    // Only the resize settings: opts.maxPixels is the caller's safety limit, not the fast path's size limit.
+    const fast = decodePngFast(bytes, { target: opts.target, fit: opts.fit, kernel: opts.kernel, maxDownscalePixels: FAST_DOWNSCALE_MAX_PIXELS });
     if (fast) {
       info.width = opts.target?.width ?? fast.width;
       info.height = opts.target?.height ?? fast.height;

@@ -76,6 +76,8 @@ export interface PngFastOptions {
   kernel: string;
   /** Largest image decoded here (width x height). Default MAX_FAST_PIXELS; larger for benchmarks. */
   maxPixels?: number;
+  /** Largest image downscaled here (width x height); larger ones return undefined. Default: no limit but maxPixels. */
+  maxDownscalePixels?: number;
 }
 
 /** 8-bit sRGB samples as the sharp pipeline returns them. */
@@ -119,6 +121,7 @@ export function decodePngFast(bytes: Uint8Array, opts: PngFastOptions): PngFastP
     shrink = opts.fit === 'crop' ? Math.min(sw, sh) : Math.max(sw, sh);
     if (shrink !== 1 && !BICUBIC_KERNELS.has(opts.kernel)) return undefined;
     if (shrink > 1 && !(reducible(view.getUint32(16), shrink) && reducible(view.getUint32(20), shrink))) return undefined;
+    if (shrink > 1 && view.getUint32(16) * view.getUint32(20) > (opts.maxDownscalePixels ?? Infinity)) return undefined;
   }
   const png = decodePng(bytes, opts.maxPixels);
   if (!png) return undefined;
