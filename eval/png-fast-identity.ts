@@ -14,6 +14,9 @@
  * and data/photos/train at 128 x 128 'crop' (the default tokenizer's read of
  * the 256 x 256 photo crops, a 2x downscale) and at 256 x 256 'crop' (their
  * own size); --limit and --dir still apply.
+ *
+ * --alpha-resize: also resize images with alpha in the fast path (off in
+ * readImage: 9 of 703 stamps-probe files at 128 did not match).
  */
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
@@ -27,6 +30,7 @@ const flag = (name: string): string | undefined => {
   return i >= 0 ? args[i + 1] : undefined;
 };
 const PHOTOS = args.includes('--photos');
+const ALPHA_RESIZE = args.includes('--alpha-resize');
 const LIMIT = Number(flag('--limit') ?? Infinity);
 const dirs = args.flatMap((a, i) => (a === '--dir' ? [args[i + 1]] : []));
 const DEFAULT_DIRS = PHOTOS
@@ -66,7 +70,7 @@ async function check(files: string[], SIZE: number, FIT: 'crop' | 'pad'): Promis
     while (next < files.length) {
       const file = files[next++];
       const bytes = await fsp.readFile(file);
-      const fast = decodePngFast(bytes, { target, fit: FIT, kernel: 'lanczos3' });
+      const fast = decodePngFast(bytes, { target, fit: FIT, kernel: 'lanczos3', alphaResize: ALPHA_RESIZE });
       checked++;
       if (checked % 10000 === 0) console.error(`${checked} / ${files.length}: ${mismatches} mismatches, ${fallbacks} fallbacks so far`);
       if (!fast) {

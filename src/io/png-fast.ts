@@ -78,6 +78,15 @@ export interface PngFastOptions {
   maxPixels?: number;
   /** Largest image downscaled here (width x height); larger ones return undefined. Default: no limit but maxPixels. */
   maxDownscalePixels?: number;
+  /**
+   * Resize images with alpha (grey + alpha, RGBA, tRNS) here too. Default
+   * false: the premultiplied round trip below matches sharp on synthetic
+   * images but not on 9 of 703 real RGBA / grey-alpha / palette-tRNS
+   * tuxpaint stamps upsized to 128 (data/stamps-probe, up to 255 levels off;
+   * `npx tsx eval/png-fast-identity.ts --dir data/stamps-probe/train --size 128
+   * --fit crop --alpha-resize`), so readImage sends those to sharp.
+   */
+  alphaResize?: boolean;
 }
 
 /** 8-bit sRGB samples as the sharp pipeline returns them. */
@@ -125,6 +134,7 @@ export function decodePngFast(bytes: Uint8Array, opts: PngFastOptions): PngFastP
   }
   const png = decodePng(bytes, opts.maxPixels);
   if (!png) return undefined;
+  if (shrink !== 1 && (png.bands === 2 || png.bands === 4) && opts.alphaResize !== true) return undefined;
   let img: PngImage = png;
   if (opts.target) {
     if (shrink !== 1) {

@@ -70,7 +70,7 @@ async function reference(bytes: Buffer, target: Target, fit: 'crop' | 'pad', ker
 
 /** The fast path's result must equal sharp's exactly. */
 async function expectIdentical(bytes: Buffer, target: Target, fit: 'crop' | 'pad', kernel = 'lanczos3'): Promise<void> {
-  const fast = decodePngFast(bytes, { target, fit, kernel });
+  const fast = decodePngFast(bytes, { target, fit, kernel, alphaResize: true });
   expect(fast).toBeDefined();
   const ref = await reference(bytes, target, fit, kernel);
   expect([fast?.width, fast?.height, fast?.channels]).toEqual([ref.info.width, ref.info.height, ref.info.channels]);
@@ -402,6 +402,17 @@ describe('readImage with the fast path', () => {
       else process.env.VTOK_DECODER = saved;
     }
   };
+
+  it('resizes images with alpha only when asked (alphaResize: real stamps did not match sharp)', async () => {
+    const opts: PngFastOptions = { target: { width: 32, height: 32 }, fit: 'pad', kernel: 'lanczos3' };
+    for (const kind of ['rgba', 'grey+alpha', 'palette+alpha'] as const) {
+      const png = await sharpPng(kind, 28, 28, 7);
+      expect(decodePngFast(png, opts)).toBeUndefined();
+      expect(decodePngFast(png, { ...opts, alphaResize: true })).toBeDefined();
+      expect(decodePngFast(png, { ...opts, target: undefined })).toBeDefined(); // no resize: no premultiplication
+    }
+    expect(decodePngFast(await sharpPng('rgb', 28, 28, 7), opts)).toBeDefined();
+  });
 
   it('is checked against the libvips that sharp brings (else readImage would not use it)', () => {
     expect(sharp.versions.vips).toBe('8.18.7');
