@@ -87,6 +87,14 @@ export interface PngFastOptions {
    * --fit crop --alpha-resize`), so readImage sends those to sharp.
    */
   alphaResize?: boolean;
+  /**
+   * Upsize also when an output row samples the input exactly between two
+   * entries of the interpolation table (an odd multiple of 1/128). Default
+   * false: which entry libvips takes there depends on its floating-point
+   * order, reproduced for some sizes (tests) but not all (59 -> 128 and 24 of
+   * 925 square upsizes to 32-256 differed), so such images go to sharp.
+   */
+  rowTies?: boolean;
 }
 
 /** 8-bit sRGB samples as the sharp pipeline returns them. */
@@ -142,7 +150,7 @@ export function decodePngFast(bytes: Uint8Array, opts: PngFastOptions): PngFastP
       // and its x positions step from there (see axisTaps)
       const wide = shrink > 1 ? Math.round(img.width / reduceFactor(shrink)) : Math.floor(img.width / shrink + 0.5);
       const left = opts.fit === 'crop' ? Math.floor((wide - Math.min(opts.target.width, wide) + 1) / 2) : 0;
-      const resized = shrink > 1 ? resizeDown(img, shrink, opts.kernel, left) : resizeUp(img, 1 / shrink, 1 / shrink, left);
+      const resized = shrink > 1 ? resizeDown(img, shrink, opts.kernel, left) : resizeUp(img, 1 / shrink, 1 / shrink, left, opts.rowTies === true);
       if (!resized) return undefined;
       img = resized;
     }
@@ -368,7 +376,7 @@ interface AxisTaps {
  * of 1; x is stepped by repeated addition (the x axis, like vips_affine_gen)
  * or computed per position (the y axis, one row at a time).
  */
-function axisTaps(m: number, inv: number, stepped: boolean, start = 0): AxisTaps {
+function axisTaps(m: number, inv: number, stepped: boolean, start = 0, ties = true): AxisTaps | undefined {
   const first = new Int32Array(m);
   const weights: Int32Array[] = [];
   let acc = 0.5; // X = 0: 0 * inv - 0.5 + 1
@@ -378,7 +386,15 @@ function axisTaps(m: number, inv: number, stepped: boolean, start = 0): AxisTaps
     // same number as X * inv + 0.5, but rounded differently where X * inv
     // falls on a 1/64 boundary (150 x 151 -> 256 x 258, row 5).
     const x = stepped ? acc : X * inv + 1.5 - 1;
-    const sx = Math.trunc(x * 128);
+    // A position within rounding error of an odd multiple of 1/128 falls on
+    // the boundary between two table entries, and which one libvips takes
+    // depends on its floating-point order, which is not reproduced here for
+    // rows (e.g. 59 -> 128 and 13 -> 256 differed there): unless `ties`,
+    // leave the image to sharp. Columns (stepped) never hit this in the checks.
+    const f = x * 128;
+    const near = Math.round(f);
+    if (!ties && (near & 1) === 1 && Math.abs(f - near) < 1e-7) return undefined;
+    const sx = Math.trunc(f);
     const t = ((sx & 127) + 1) >> 1;
     // x >= 0.5 always, so truncation is floor; the 4x4 window starts one before
     first[X] = Math.trunc(x) - 2; // in the unpadded input
@@ -395,8 +411,8 @@ function axisTaps(m: number, inv: number, stepped: boolean, start = 0): AxisTaps
  * resize all bands, unpremultiply (float: float(255 / a) * v, 0 where a = 0)
  * and cast to uchar again (truncating, clipped to 255).
  */
-export function resizeUp(img: PngImage, hscale: number, vscale: number, startX = 0): PngImage | undefined {
-  return withPremultipliedAlpha(img, (im) => bicubicUpsize(im, hscale, vscale, startX));
+export function resizeUp(img: PngImage, hscale: number, vscale: number, startX = 0, rowTies = false): PngImage | undefined {
+  return withPremultipliedAlpha(img, (im) => bicubicUpsize(im, hscale, vscale, startX, rowTies));
 }
 
 /**
@@ -447,7 +463,7 @@ const UNPREMULTIPLY_FACTOR = Float32Array.from({ length: 256 }, (_, a) => (a ===
  * vips_affine with the bicubic interpolator for uchar bands, as vips_resize
  * calls it to upsize by hscale, vscale (both > 1): every band on its own.
  */
-export function bicubicUpsize(img: PngImage, hscale: number, vscale: number, startX = 0): PngImage | undefined {
+export function bicubicUpsize(img: PngImage, hscale: number, vscale: number, startX = 0, rowTies = false): PngImage | undefined {
   const { data: src, width: w, height: h, bands } = img;
   // libvips's transform: det = a * d, ia = d / det, id = a / det (here b = c = 0).
   const det = hscale * vscale;
@@ -457,7 +473,8 @@ export function bicubicUpsize(img: PngImage, hscale: number, vscale: number, sta
   const H = Math.floor(h * vscale + 0.5);
   if (W < 1 || H < 1) return undefined;
   const xs = axisTaps(W, ia, true, startX);
-  const ys = axisTaps(H, id, false);
+  const ys = axisTaps(H, id, false, 0, rowTies);
+  if (!xs || !ys) return undefined;
   // The horizontal pass depends only on the input row and X, so it is done
   // once per input row: [h, W, bands], each sum already rounded (>> 12).
   const n = W * bands;

@@ -69,8 +69,8 @@ async function reference(bytes: Buffer, target: Target, fit: 'crop' | 'pad', ker
 }
 
 /** The fast path's result must equal sharp's exactly. */
-async function expectIdentical(bytes: Buffer, target: Target, fit: 'crop' | 'pad', kernel = 'lanczos3'): Promise<void> {
-  const fast = decodePngFast(bytes, { target, fit, kernel, alphaResize: true });
+async function expectIdentical(bytes: Buffer, target: Target, fit: 'crop' | 'pad', kernel = 'lanczos3', rowTies = false): Promise<void> {
+  const fast = decodePngFast(bytes, { target, fit, kernel, alphaResize: true, rowTies });
   expect(fast).toBeDefined();
   const ref = await reference(bytes, target, fit, kernel);
   expect([fast?.width, fast?.height, fast?.channels]).toEqual([ref.info.width, ref.info.height, ref.info.channels]);
@@ -172,8 +172,8 @@ describe('decodePngFast: same bytes as sharp', () => {
     // drifts across table boundaries by column 28; libvips starts at 28.
     for (const kind of ['rgb', 'rgba'] as Kind[]) {
       const png = await sharpPng(kind, 150, 105, 11);
-      await expectIdentical(png, { width: 128, height: 128 }, 'crop');
-      await expectIdentical(png, { width: 256, height: 256 }, 'crop');
+      await expectIdentical(png, { width: 128, height: 128 }, 'crop', 'lanczos3', true);
+      await expectIdentical(png, { width: 256, height: 256 }, 'crop', 'lanczos3', true);
     }
   });
 
@@ -182,8 +182,8 @@ describe('decodePngFast: same bytes as sharp', () => {
     // boundary in real numbers, so the floating-point rounding decides.
     for (const kind of ['rgb', 'grey'] as Kind[]) {
       const png = await sharpPng(kind, 150, 151, 12);
-      await expectIdentical(png, { width: 256, height: 258 }, 'pad');
-      await expectIdentical(png, { width: 256, height: 256 }, 'crop');
+      await expectIdentical(png, { width: 256, height: 258 }, 'pad', 'lanczos3', true);
+      await expectIdentical(png, { width: 256, height: 256 }, 'crop', 'lanczos3', true);
     }
   });
 
@@ -226,8 +226,8 @@ describe('decodePngFast: same bytes as sharp', () => {
     expect(names.length).toBe(20);
     for (const name of names) {
       const png = readFileSync(path.join(photoDir, name));
-      await expectIdentical(png, { width: 128, height: 128 }, 'crop');
-      await expectIdentical(png, { width: 256, height: 256 }, 'crop');
+      await expectIdentical(png, { width: 128, height: 128 }, 'crop', 'lanczos3', true);
+      await expectIdentical(png, { width: 256, height: 256 }, 'crop', 'lanczos3', true);
     }
   });
 
@@ -402,6 +402,23 @@ describe('readImage with the fast path', () => {
       else process.env.VTOK_DECODER = saved;
     }
   };
+
+  it('upsizes to 128 equal sharp for every input size, or fall back where a sample position is a table tie', async () => {
+    const raw = Buffer.from(testSamples(127, 127, 3, 11));
+    let fast = 0;
+    for (let w = 5; w < 128; w++) {
+      const png = await sharp(raw, { raw: { width: 127, height: 127, channels: 3 } }).extract({ left: 0, top: 0, width: w, height: w }).png().toBuffer();
+      const out = decodePngFast(png, { target: { width: 128, height: 128 }, fit: 'pad', kernel: 'lanczos3' });
+      if (out === undefined) continue;
+      fast++;
+      const ref = await reference(png, { width: 128, height: 128 }, 'pad');
+      expect([w, Buffer.from(out.samples).equals(ref.data)]).toEqual([w, true]);
+    }
+    expect(fast).toBeGreaterThan(50); // sizes without row ties (e.g. every even one) still take the fast path
+    // 59 -> 128 puts rows exactly between two table entries (59 * Y / 128 + 0.5 on an odd 1/128): sharp's job
+    const tie = await sharp(raw, { raw: { width: 127, height: 127, channels: 3 } }).extract({ left: 0, top: 0, width: 59, height: 59 }).png().toBuffer();
+    expect(decodePngFast(tie, { target: { width: 128, height: 128 }, fit: 'pad', kernel: 'lanczos3' })).toBeUndefined();
+  });
 
   it('resizes images with alpha only when asked (alphaResize: real stamps did not match sharp)', async () => {
     const opts: PngFastOptions = { target: { width: 32, height: 32 }, fit: 'pad', kernel: 'lanczos3' };
