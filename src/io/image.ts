@@ -34,9 +34,10 @@
  * most 64K pixels) are decoded and resized (up; or down by less than about 4
  * from at most 128 x 128) in TypeScript by decodePngFast (src/io/png-fast.ts), whose samples are
  * bit-identical to this sharp pipeline's; anything it does not reproduce
- * exactly (larger downscales, the kernels 'nearest' and 'linear', 16-bit, low
- * bit depths, interlacing, colour or EXIF chunks, odd or damaged files) goes
- * to sharp. It saves sharp's fixed cost of about 1 ms of CPU per call
+ * exactly (larger downscales, resizes of images with alpha, upsizes whose
+ * rows sample exactly between two interpolation-table entries, the kernels
+ * 'nearest' and 'linear', 16-bit, low bit depths, interlacing, colour or EXIF
+ * chunks, odd or damaged files) goes to sharp. It saves sharp's fixed cost of about 1 ms of CPU per call
  * (issue #6). It is on only with the
  * libvips version it was checked against (FAST_PNG_VIPS). Set the environment
  * variable VTOK_DECODER=sharp to always use sharp.
