@@ -54,7 +54,8 @@ import { writeFileAtomic } from '../io/atomic';
 import { enumerateInputs, type DatasetInput } from '../io/dataset/inputs';
 import { loadLabelMap } from '../io/dataset/labels';
 import { prepareOutDir } from '../io/dataset/outdir';
-import { loadInput, type LoadedInput, type LoadResult } from '../io/dataset/read';
+import { LoadWorkers } from '../io/dataset/load-workers';
+import { loadInput, withLabels, type LoadedInput, type LoadResult } from '../io/dataset/read';
 import { errorsJsonl, readShard, sha256File, sha256Hex, writeJsonAtomic, writeShard } from '../io/dataset/shard';
 import { RangeReader } from '../io/dataset/tar';
 import { DEFAULT_MAX_PIXELS, parseColour, type Colour, type FailOn, type ImageFit, type ResizeKernel } from '../io/image';
@@ -103,8 +104,14 @@ export interface TokenizeOptions {
   recordsPerShard: number;
   /** Images per call to tokenizer.encodeBatch. Default 16. */
   batchSize: number;
-  /** Inputs read and decoded at the same time. Default 2 (sharp runs one thread per image; see ENGINE.md). */
+  /** Inputs read and decoded at the same time (over all decode workers). Default 2 (sharp runs one thread per image; see ENGINE.md). */
   concurrency: number;
+  /**
+   * Worker threads that read and decode inputs (src/io/dataset/load-workers.ts),
+   * so that decoding overlaps with the model, which holds the main thread
+   * while it encodes a batch. 0 reads and decodes on the main thread. Default 1.
+   */
+  workers: number;
   /** Batches decoded ahead of the model, besides the one being decoded. Default 2. */
   queueDepth: number;
   /** How images reach imageSize x imageSize: 'crop' (centre crop) or 'pad'. Default 'crop'. */
@@ -137,6 +144,7 @@ export const TOKENIZE_DEFAULTS: TokenizeOptions = {
   recordsPerShard: 1024,
   batchSize: 16,
   concurrency: 2,
+  workers: 1,
   queueDepth: 2,
   fit: 'crop',
   background: '#ffffff',
@@ -210,6 +218,7 @@ async function plan(options: Partial<TokenizeOptions>): Promise<Plan> {
   checkInt('recordsPerShard', opts.recordsPerShard, 1, 1 << 24);
   checkInt('batchSize', opts.batchSize, 1, 4096);
   checkInt('concurrency', opts.concurrency, 1, 256);
+  checkInt('workers', opts.workers, 0, 256);
   checkInt('queueDepth', opts.queueDepth, 0, 1024);
   checkOneOf('fit', opts.fit, ['crop', 'pad'] as const);
   parseColour('background', opts.background);
@@ -334,10 +343,16 @@ export async function tokenizeDataset(options: Partial<TokenizeOptions>): Promis
   // Decoded images wait in the queue in reused buffers, so that the decoder's fresh arrays die young (see pixel-pool.ts).
   const pool = new PixelPool(perImage);
   const pooled = (r: LoadResult): LoadResult => (r.ok && r.value.pixels.length === perImage ? { ok: true, value: { ...r.value, pixels: pool.copy(r.value.pixels) } } : r);
-  const prefetch = new OrderedPrefetch<DatasetInput, LoadResult>(work, (input) => loadInput(input, ctx).then(pooled), {
-    concurrency: opts.concurrency,
-    window: opts.concurrency + opts.queueDepth * B + B,
-  });
+  // With workers, the decoder writes straight into the pooled buffer (and the main thread adds the mapping file's labels).
+  // The whole window is sent to the workers at once (they queue it, running `concurrency` loads at a time): while the
+  // model holds the main thread, nothing new can be sent.
+  const window = opts.concurrency + opts.queueDepth * B + B;
+  const workers =
+    opts.workers > 0 && work.length > 0
+      ? new LoadWorkers(opts.workers, { image: ctx.image, maxFileBytes: ctx.maxFileBytes, concurrency: Math.ceil(opts.concurrency / opts.workers) }, pool)
+      : null;
+  const load = workers ? (input: DatasetInput) => workers.load(input).then((r) => withLabels(r, p.labels)) : (input: DatasetInput) => loadInput(input, ctx).then(pooled);
+  const prefetch = new OrderedPrefetch<DatasetInput, LoadResult>(work, load, { concurrency: workers ? window : opts.concurrency, window });
   const batchBuf = new Float32Array(B * perImage); // [B, S, S, 3]
 
   let records = 0;
@@ -426,7 +441,7 @@ export async function tokenizeDataset(options: Partial<TokenizeOptions>): Promis
       report();
     }
   } finally {
-    await reader.close();
+    await Promise.all([reader.close(), workers?.close()]);
   }
 
   const ordered = [...done.keys()].sort((x, y) => x - y).map((k) => done.get(k) as { entry: ShardEntry; skipped: SkippedInput[] });

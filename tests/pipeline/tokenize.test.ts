@@ -59,15 +59,15 @@ describe('tokenizeDataset', () => {
     expect(res.peakPrefetched).toBeLessThanOrEqual(2 + 2 * 3 + 3);
   });
 
-  test('decoded images wait in reused buffers: at most the prefetch window is ever allocated, and every record is still its own image', async () => {
+  test.each([0, 1, 2])('decoded images wait in reused buffers: at most the prefetch window is ever allocated, and every record is still its own image (%i decode workers)', async (workers) => {
     // Issue #6: a fresh array per image let dead ArrayBuffers pile up in V8's old generation (RSS grew with the image count).
     const dir = path.join(root, 'in-many');
     const many = await makeImages(dir, 40, 12, false);
-    const out = path.join(root, 'out-pool');
-    const res = await tokenizeDataset({ tokenizer: tok, inputs: [dir], out, recordsPerShard: 7, batchSize: 3, concurrency: 2, queueDepth: 1 });
+    const out = path.join(root, `out-pool-${workers}`);
+    const res = await tokenizeDataset({ tokenizer: tok, inputs: [dir], out, recordsPerShard: 7, batchSize: 3, concurrency: 2, queueDepth: 1, workers });
     expect(res.manifest.counts.records).toBe(40);
     expect(res.pixelBuffers).toBeGreaterThan(0);
-    expect(res.pixelBuffers).toBeLessThanOrEqual(2 + 1 * 3 + 3); // the prefetch window, not 40
+    expect(res.pixelBuffers).toBeLessThanOrEqual(2 + 1 * 3 + 3 + 1); // the prefetch window and the image being copied into its batch, not 40
     const records = await readAllRecords(out);
     expect(records.map((r) => r.key)).toEqual(many);
     for (const [i, r] of records.entries()) {
@@ -243,6 +243,36 @@ describe('tokenizeDataset', () => {
     expect(records[0].source).toBe(`${path.join(tarDir, 'train-000.tar')}:000001.png`);
     expect((await readAllErrors(out)).map((e) => [e.key, e.reason])).toEqual([['train-000.tar/000003.png', 'not-image']]);
     expect(res.manifest.options.labels).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  test('decode workers change nothing: 0, 1 and 2 workers write byte-identical shards, errors and manifests', async () => {
+    const rng = new Rng(21);
+    const dir = path.join(root, 'in-workers');
+    await makeImages(dir, 9, 21);
+    await fsp.writeFile(path.join(dir, 'broken.png'), (await pngBytes(rng)).subarray(0, 60));
+    await fsp.writeFile(path.join(dir, 'empty.jpg'), '');
+    await fsp.writeFile(path.join(dir, 'pack.tar'), makeTar([['a.png', await pngBytes(rng)], ['a.cls', Buffer.from('7')], ['b.jpg', await jpegBytes(rng)]]));
+    const labels = path.join(root, 'labels-workers.jsonl');
+    await fsp.writeFile(labels, '{"key": "pack.tar/b", "caption": "from jsonl"}\n');
+    const files: Record<number, Record<string, string>> = {};
+    for (const workers of [0, 1, 2]) {
+      const out = path.join(root, `out-workers-${workers}`);
+      await tokenizeDataset({ ...small, inputs: [dir], out, labels, workers, recordsPerShard: 4 });
+      files[workers] = {};
+      for (const f of (await fsp.readdir(out)).sort()) files[workers][f] = createHash('sha256').update(await fsp.readFile(path.join(out, f))).digest('hex');
+    }
+    expect(Object.keys(files[0]).filter((f) => f.endsWith('.msgpack')).length).toBe(4); // 13 inputs, 4 a shard
+    expect(files[1]).toEqual(files[0]);
+    expect(files[2]).toEqual(files[0]);
+    const records = await readAllRecords(path.join(root, 'out-workers-1'));
+    expect(records.filter((r) => r.key.startsWith('pack.tar/')).map((r) => [r.key, r.label, r.caption])).toEqual([
+      ['pack.tar/a.png', 7, null],
+      ['pack.tar/b.jpg', null, 'from jsonl'],
+    ]);
+    expect((await readAllErrors(path.join(root, 'out-workers-1'))).map((e) => [e.key, e.reason])).toEqual([
+      ['broken.png', 'truncated'],
+      ['empty.jpg', 'zero-byte'],
+    ]);
   });
 
   test('--shard i/n: three parts in one folder merge to the same records as one run; merge checks coverage', async () => {

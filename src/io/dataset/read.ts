@@ -111,6 +111,24 @@ async function readSidecars(sidecars: readonly Sidecar[], reader: RangeReader): 
 
 /** Reads, checks and decodes one input. Never throws for a bad input. */
 export async function loadInput(input: DatasetInput, ctx: LoadContext): Promise<LoadResult> {
+  return withLabels(await loadInputUnlabelled(input, ctx), ctx.labels);
+}
+
+/**
+ * A loaded input's fields with the mapping file's fields laid over its
+ * sidecars' (the mapping file wins). Split from loading so that decode
+ * workers (load-workers.ts) need not hold the mapping: the main thread adds it.
+ */
+export function withLabels(r: LoadResult, labels: LoadContext['labels']): LoadResult {
+  if (!r.ok || !labels) return r;
+  const over = lookupLabels(labels, r.value.input.key);
+  if (!over) return r;
+  const f: Partial<TextFields> = { ...r.value.fields, ...over };
+  return { ok: true, value: { ...r.value, fields: { label: f.label ?? null, caption: f.caption ?? null } } };
+}
+
+/** loadInput without the mapping file's fields (ctx.labels is not read). */
+export async function loadInputUnlabelled(input: DatasetInput, ctx: Omit<LoadContext, 'labels'>): Promise<LoadResult> {
   if (input.problem) return skip(input, input.problem.reason, input.problem.code, input.problem.message);
   if (input.size > ctx.maxFileBytes) {
     return skip(input, 'too-large', 'IMAGE_TOO_LARGE', `Skipped ${input.source}: ${input.size} bytes, more than the limit of ${ctx.maxFileBytes} bytes (option maxFileBytes)`);
@@ -133,7 +151,6 @@ export async function loadInput(input: DatasetInput, ctx: LoadContext): Promise<
     const e = err as VtokError;
     return skip(input, e.code === 'IO' ? 'unreadable' : 'corrupt', e.code ?? 'IO', e.message);
   }
-  if (ctx.labels) Object.assign(fields, lookupLabels(ctx.labels, input.key));
   const sha256 = sha256Hex(bytes);
   try {
     const img = await readImage(bytes, { ...ctx.image, name: input.source });

@@ -1,0 +1,195 @@
+/**
+ * Decode workers: loadInput (read, sha256, sidecars, decode) on worker
+ * threads, so that decoding overlaps with the model.
+ *
+ * Why threads: on the wasm backend the model runs synchronously on the main
+ * thread (it is the first thread of XNNPACK's pool), so nothing queued on
+ * the main event loop runs while a batch is encoded. Decoding there, even
+ * when sharp does the pixel work on libuv's threads, waits for the batch to
+ * end at every step that needs the loop (each sharp call of an image, every
+ * JavaScript decode), and the model then waits for the decode. A worker has
+ * its own event loop, so it decodes while the model computes, on the cycles
+ * the model's threads leave idle (its single-threaded ops). Measured
+ * (runs/exp/contend.ts, 2026-12-02, default tokenizer at 128, 256 photos in
+ * batches of 16, 3 reps): the model alone 6.3-7.1 s; with a worker decoding
+ * the next batch during each one 6.0-6.7 s and nothing left to wait for
+ * afterwards; with sharp called from the main thread the model took
+ * 6.2-6.9 s and then waited 0.6-0.8 s for the decodes.
+ *
+ * The pixels come back in a pooled buffer that travels to the worker with
+ * the request and back with the result (transferred, not copied), so the
+ * main thread allocates nothing per image. The mapping file's labels are
+ * added on the main thread (withLabels), so workers do not hold the mapping.
+ *
+ * A worker that dies (a crash in native code, out of memory) fails every
+ * load it held with an error that names the input: loadInput itself never
+ * throws for a bad input, so this is not a skip but a failed run, which
+ * --resume continues.
+ *
+ * Example:
+ *   const workers = new LoadWorkers(1, { image: { size: 128, fit: 'crop', ... }, maxFileBytes }, pool);
+ *   const r = await workers.load(input);   // LoadResult; r.value.pixels is pool.take()'s buffer
+ *   await workers.close();
+ */
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { VtokError, checkInt } from '../../core/errors';
+import type { DatasetInput } from './inputs';
+import type { LoadContext, LoadResult } from './read';
+
+/** What a worker needs to load inputs: loadInput's context without the reader (each worker has its own) and the labels. */
+export interface LoadWorkerSettings {
+  image: LoadContext['image'];
+  maxFileBytes: number;
+  /** Loads run at once in each worker; further requests wait in the worker. */
+  concurrency: number;
+}
+
+/** Where decoded pixels go: buffers of one size, taken per request and given back when unused. */
+export interface PixelBuffers {
+  readonly size: number;
+  take(): Float32Array;
+  give(b: Float32Array): void;
+}
+
+/** Request and reply between LoadWorkers and load-worker.ts. */
+export interface LoadRequest {
+  id: number;
+  input: DatasetInput;
+  /** A buffer of `size` floats for the pixels, transferred to the worker and back. */
+  into: ArrayBuffer;
+}
+/** Asks a worker to close its reader and exit. */
+export interface CloseRequest {
+  close: true;
+}
+export interface LoadReply {
+  id: number;
+  result: LoadResult;
+  /** The request's buffer, back: holding the pixels when result.ok and they fit, else unused. */
+  into: ArrayBuffer;
+  /** True when result.value.pixels are in `into`. */
+  inInto: boolean;
+}
+
+interface Pending {
+  input: DatasetInput;
+  resolve: (r: LoadResult) => void;
+  reject: (e: Error) => void;
+}
+
+interface Slot {
+  worker: Worker;
+  pending: Map<number, Pending>;
+  /** Why it stopped, once it has. */
+  dead: Error | null;
+}
+
+/** The worker's entry module next to this one, in the same flavour (.ts under tsx/jest, .js when built). */
+function workerSource(): string {
+  const ext = path.extname(__filename);
+  const entry = path.join(__dirname, `load-worker${ext}`);
+  // Uncompiled TypeScript (tests, `npx tsx`): the worker registers tsx's require hook first, as the main thread's loader does not reach workers.
+  const hook = ext === '.ts' ? `require(${JSON.stringify(require.resolve('tsx/cjs'))});` : '';
+  return `${hook}require(${JSON.stringify(entry)});`;
+}
+
+export class LoadWorkers {
+  private readonly slots: Slot[] = [];
+  private nextId = 0;
+  private closed = false;
+
+  /**
+   * Starts `count` worker threads (at least 1) that load inputs with `settings`.
+   * Buffers for the pixels come from `buffers` (size: the image's float count).
+   */
+  constructor(
+    count: number,
+    settings: LoadWorkerSettings,
+    private readonly buffers: PixelBuffers,
+  ) {
+    checkInt('workers', count, 1, 256);
+    checkInt('concurrency', settings.concurrency, 1, 1024);
+    const source = workerSource();
+    for (let i = 0; i < count; i++) {
+      const worker = new Worker(source, { eval: true, workerData: { settings } });
+      const slot: Slot = { worker, pending: new Map(), dead: null };
+      worker.on('message', (m: LoadReply) => this.onReply(slot, m));
+      worker.on('error', (err) => this.fail(slot, err));
+      worker.on('exit', (code) => this.fail(slot, new Error(`the decode worker exited with code ${code}`)));
+      this.slots.push(slot);
+    }
+  }
+
+  /** Number of worker threads. */
+  get count(): number {
+    return this.slots.length;
+  }
+
+  /**
+   * Loads one input on the least busy worker. The pixels of a good result
+   * are in a buffer from `buffers`. Send requests ahead (a prefetch window):
+   * each worker queues them and runs `concurrency` at a time, so it keeps
+   * decoding while the main thread is busy.
+   */
+  load(input: DatasetInput): Promise<LoadResult> {
+    if (this.closed) return Promise.reject(new VtokError('INVALID_OPTION', 'LoadWorkers.load after close()'));
+    const live = this.slots.filter((s) => s.dead === null);
+    if (live.length === 0) return Promise.reject(this.deadError(input, this.slots[0].dead as Error));
+    let slot = live[0];
+    for (const s of live) if (s.pending.size < slot.pending.size) slot = s;
+    const id = this.nextId++;
+    const into = this.buffers.take();
+    return new Promise<LoadResult>((resolve, reject) => {
+      slot.pending.set(id, { input, resolve, reject });
+      const req: LoadRequest = { id, input, into: into.buffer as ArrayBuffer };
+      slot.worker.postMessage(req, [req.into]);
+    });
+  }
+
+  private onReply(slot: Slot, m: LoadReply): void {
+    const p = slot.pending.get(m.id);
+    if (!p) return;
+    slot.pending.delete(m.id);
+    const into = new Float32Array(m.into);
+    if (m.result.ok && m.inInto) {
+      p.resolve({ ok: true, value: { ...m.result.value, pixels: into } });
+      return;
+    }
+    this.buffers.give(into);
+    p.resolve(m.result);
+  }
+
+  private deadError(input: DatasetInput, cause: Error): VtokError {
+    return new VtokError('IO', `The decode worker stopped while loading ${input.source}: ${cause.message}; rerun with resume to continue`, { subject: input.source, cause });
+  }
+
+  private fail(slot: Slot, err: Error): void {
+    if (slot.dead !== null || this.closed) return;
+    slot.dead = err;
+    for (const p of slot.pending.values()) p.reject(this.deadError(p.input, err));
+    slot.pending.clear();
+  }
+
+  /** Stops the workers; loads still pending are rejected. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const s of this.slots) {
+      for (const p of s.pending.values()) p.reject(new VtokError('INVALID_OPTION', `LoadWorkers closed while loading ${p.input.source}`));
+      s.pending.clear();
+    }
+    // Each worker closes its open archives and exits; one that does not within 5 s is terminated.
+    await Promise.all(
+      this.slots.map(async (s) => {
+        if (s.dead !== null) return;
+        const exited = new Promise<void>((resolve) => s.worker.once('exit', () => resolve()));
+        s.worker.postMessage({ close: true });
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), 5000)));
+        if ((await Promise.race([exited, late])) === 'late') await s.worker.terminate();
+        clearTimeout(timer);
+      }),
+    );
+  }
+}
