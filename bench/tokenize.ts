@@ -29,7 +29,8 @@
  *    sidecars, given as a file list), and the colour-grid tokenizer on the
  *    photos at 256 x 256 (10,000 of them through a model would take an hour).
  *
- * Flags: --quick (fewer images and reps), --reps N.
+ * Flags: --quick (fewer images and reps), --reps N, --only default|fashion-mnist|colour-grid|rss
+ * (one part; repeatable), --workers N (decode workers of tokenizeDataset; default its own).
  * Results: a Markdown table on stdout and bench/out/tokenize.json.
  */
 import { spawnSync } from 'node:child_process';
@@ -57,6 +58,10 @@ const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const repsArg = args.indexOf('--reps');
 const REPS = repsArg >= 0 ? Number(args[repsArg + 1]) : quick ? 1 : 3;
+const only = args.flatMap((a, i) => (args[i - 1] === '--only' ? [a] : []));
+const workersArg = args.indexOf('--workers');
+const WORKERS = workersArg >= 0 ? { workers: Number(args[workersArg + 1]) } : {};
+const wanted = (part: string): boolean => only.length === 0 || only.includes(part);
 
 /** A folder of n symbolic links to the photos, cycling through them. */
 async function linkFolder(n: number): Promise<string> {
@@ -151,7 +156,7 @@ async function throughput(label: string, tokenizer: ImageTokenizer, data: Data, 
       inside = 0;
       t0 = performance.now();
       try {
-        await tokenizeDataset({ inputs: [dir], out, tokenizer: timed, batchSize, recordsPerShard: 1024, fit: data === 'photos' ? 'crop' : 'pad' });
+        await tokenizeDataset({ inputs: [dir], out, tokenizer: timed, batchSize, recordsPerShard: 1024, fit: data === 'photos' ? 'crop' : 'pad', ...WORKERS });
       } finally {
         if (viaSharp) delete process.env.VTOK_DECODER;
       }
@@ -235,7 +240,7 @@ async function rssChild(n: number, data: Data): Promise<void> {
   } else {
     tokenizer = colourGridTokenizer({ imageSize: 256, grid: 16, levels: 8 });
   }
-  const res = await tokenizeDataset({ inputs: [input], out, tokenizer, batchSize: 16, recordsPerShard: 1024, fit: data === 'photos' ? 'crop' : 'pad' });
+  const res = await tokenizeDataset({ inputs: [input], out, tokenizer, batchSize: 16, recordsPerShard: 1024, fit: data === 'photos' ? 'crop' : 'pad', ...WORKERS });
   if (res.manifest.counts.records !== n) throw new Error(`expected ${n} records, got ${res.manifest.counts.records}`);
   await fsp.rm(out, { recursive: true, force: true });
   const row: RssRow = {
@@ -251,7 +256,7 @@ async function rssChild(n: number, data: Data): Promise<void> {
 }
 
 function runRss(n: number, data: Data): RssRow {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', __filename, '--rss-child', String(n), data], { cwd: ROOT, encoding: 'utf8', maxBuffer: 1 << 24 });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', __filename, '--rss-child', String(n), data, ...(workersArg >= 0 ? ['--workers', args[workersArg + 1]] : [])], { cwd: ROOT, encoding: 'utf8', maxBuffer: 1 << 24 });
   if (r.status !== 0) throw new Error(`rss child for ${n} images failed: ${r.stderr}`);
   return JSON.parse(r.stdout.trim().split('\n').pop() as string) as RssRow;
 }
@@ -269,16 +274,17 @@ async function main(): Promise<void> {
     ['default', 'photos', quick ? 32 : 512, 16],
     ['fashion-mnist', 'fmnist', quick ? 200 : 2000, 64],
   ] as const) {
+    if (!wanted(name)) continue;
     const t = await loadTokenizer(name);
     const label = `${name} (${t.id.slice(0, 12)}, ${t.imageSize}x${t.imageSize}, K=${t.model.config.codebookSize})`;
     rows.push(await throughput(label, modelTokenizer(t.model, { imageSize: t.imageSize, id: t.id }), data, n, batch, REPS));
     t.model.dispose();
   }
   await shutdownBackend();
-  rows.push(await throughput('colour-grid (no model: the pipeline ceiling)', colourGridTokenizer({ imageSize: 256, grid: 16, levels: 8 }), 'photos', quick ? 200 : 1000, 16, REPS));
+  if (wanted('colour-grid')) rows.push(await throughput('colour-grid (no model: the pipeline ceiling)', colourGridTokenizer({ imageSize: 256, grid: 16, levels: 8 }), 'photos', quick ? 200 : 1000, 16, REPS));
 
   const big = quick ? 2000 : 10000;
-  const rss = [runRss(1000, 'fmnist'), runRss(big, 'fmnist'), runRss(1000, 'photos'), runRss(big, 'photos')];
+  const rss = wanted('rss') ? [runRss(1000, 'fmnist'), runRss(big, 'fmnist'), runRss(1000, 'photos'), runRss(big, 'photos')] : [];
 
   const loadAfter = os.loadavg()[0];
   console.log(

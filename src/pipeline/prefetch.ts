@@ -18,6 +18,12 @@ export interface PrefetchOptions {
   concurrency: number;
   /** Most items started but not yet taken by next() (in flight plus done). At least concurrency. */
   window: number;
+  /**
+   * Start items only in runs of at least this many (fewer only at the end
+   * of the list), so that a function that gathers the calls of one tick
+   * (LoadWorkers: one message per tick) sees them together. Default 1.
+   */
+  chunk?: number;
 }
 
 export class OrderedPrefetch<T, R> {
@@ -27,6 +33,7 @@ export class OrderedPrefetch<T, R> {
   private inflight = 0;
   private readonly concurrency: number;
   private readonly window: number;
+  private readonly chunk: number;
   /** Largest number of results held at once (in flight or waiting), for tests and benchmarks. */
   peakHeld = 0;
 
@@ -37,6 +44,7 @@ export class OrderedPrefetch<T, R> {
   ) {
     this.concurrency = checkInt('concurrency', options.concurrency, 1, 1024);
     this.window = checkInt('window', options.window, this.concurrency);
+    this.chunk = checkInt('chunk', options.chunk ?? 1, 1, Math.min(this.window, this.concurrency));
   }
 
   get length(): number {
@@ -49,6 +57,8 @@ export class OrderedPrefetch<T, R> {
   }
 
   private pump(): void {
+    const room = Math.min(this.concurrency - this.inflight, this.items.length - this.issued, this.consumed + this.window - this.issued);
+    if (room < Math.min(this.chunk, this.items.length - this.issued)) return;
     while (this.inflight < this.concurrency && this.issued < this.items.length && this.issued < this.consumed + this.window) {
       const i = this.issued++;
       this.inflight++;

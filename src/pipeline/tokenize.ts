@@ -55,7 +55,7 @@ import { enumerateInputs, type DatasetInput } from '../io/dataset/inputs';
 import { loadLabelMap } from '../io/dataset/labels';
 import { prepareOutDir } from '../io/dataset/outdir';
 import { LoadWorkers } from '../io/dataset/load-workers';
-import { loadInput, withLabels, type LoadedInput, type LoadResult } from '../io/dataset/read';
+import { loadInput, withLabels, type LoadContext, type LoadedInput, type LoadResult } from '../io/dataset/read';
 import { errorsJsonl, readShard, sha256File, sha256Hex, writeJsonAtomic, writeShard } from '../io/dataset/shard';
 import { RangeReader } from '../io/dataset/tar';
 import { DEFAULT_MAX_PIXELS, parseColour, type Colour, type FailOn, type ImageFit, type ResizeKernel } from '../io/image';
@@ -207,7 +207,14 @@ interface Plan {
   labels: Map<string, Partial<{ label: string | number | null; caption: string | null }>> | null;
 }
 
-async function plan(options: Partial<TokenizeOptions>): Promise<Plan> {
+/** The options, checked (everything that needs no disk). */
+interface Checked {
+  opts: TokenizeOptions;
+  tokenizer: ImageTokenizer;
+  part: PartSpec;
+}
+
+function checkOptions(options: Partial<TokenizeOptions>): Checked {
   const opts = resolveOptions('tokenizeDataset', TOKENIZE_DEFAULTS, options);
   if (!Array.isArray(opts.inputs) || opts.inputs.length === 0 || !opts.inputs.every((s) => typeof s === 'string' && s !== '')) {
     throw invalidOption('inputs', 'a non-empty array of paths, globs or @lists', opts.inputs);
@@ -242,7 +249,11 @@ async function plan(options: Partial<TokenizeOptions>): Promise<Plan> {
     }
   }
   if (!opts.storeCodes && bpe === undefined) throw invalidOption('storeCodes', 'true when no bpe model is given (records need codes or BPE ids)', opts.storeCodes);
+  return { opts, tokenizer, part };
+}
 
+async function plan({ opts, tokenizer, part }: Checked): Promise<Plan> {
+  const bpe = opts.bpe;
   let labels: Plan['labels'] = null;
   let labelsDigest: string | null = null;
   if (opts.labels !== undefined) {
@@ -281,7 +292,24 @@ async function plan(options: Partial<TokenizeOptions>): Promise<Plan> {
  */
 export async function tokenizeDataset(options: Partial<TokenizeOptions>): Promise<TokenizeResult> {
   const t0 = performance.now();
-  const p = await plan(options);
+  const checked = checkOptions(options);
+  const { opts, tokenizer } = checked;
+  const S = tokenizer.imageSize;
+  const image: LoadContext['image'] = { size: S, fit: opts.fit, background: opts.background, kernel: opts.kernel, maxPixels: opts.maxPixels, failOn: opts.failOn };
+  // Decoded images wait in the queue in reused buffers, so that the decoder's fresh arrays die young (see pixel-pool.ts).
+  const pool = new PixelPool(S * S * 3);
+  // Started before the inputs are enumerated, so that the threads load their modules meanwhile. With workers, the
+  // decoder writes straight into the pooled buffer (and the main thread adds the mapping file's labels).
+  const workers =
+    opts.workers > 0 ? new LoadWorkers(opts.workers, { image, maxFileBytes: opts.maxFileBytes, concurrency: Math.ceil(opts.concurrency / opts.workers) }, pool) : null;
+  try {
+    return await tokenizePlanned(await plan(checked), t0, image, pool, workers);
+  } finally {
+    await workers?.close();
+  }
+}
+
+async function tokenizePlanned(p: Plan, t0: number, image: LoadContext['image'], pool: PixelPool, workers: LoadWorkers | null): Promise<TokenizeResult> {
   const { opts, tokenizer, part, run, runOptions, inputs } = p;
   const dir = opts.out;
   const manifestFile = path.join(dir, manifestFileName(part));
@@ -326,33 +354,14 @@ export async function tokenizeDataset(options: Partial<TokenizeOptions>): Promis
   const codeDtype = idDtype(tokenizer.codebookSize);
   const bpeDtype = idDtype(opts.bpe ? opts.bpe.vocabSize : 1);
   const reader = new RangeReader();
-  const ctx = {
-    reader,
-    labels: p.labels,
-    image: {
-      size: S,
-      fit: opts.fit,
-      background: opts.background,
-      kernel: opts.kernel,
-      maxPixels: opts.maxPixels,
-      failOn: opts.failOn,
-    },
-    maxFileBytes: opts.maxFileBytes,
-  };
+  const ctx: LoadContext = { reader, labels: p.labels, image, maxFileBytes: opts.maxFileBytes };
   const B = opts.batchSize;
-  // Decoded images wait in the queue in reused buffers, so that the decoder's fresh arrays die young (see pixel-pool.ts).
-  const pool = new PixelPool(perImage);
   const pooled = (r: LoadResult): LoadResult => (r.ok && r.value.pixels.length === perImage ? { ok: true, value: { ...r.value, pixels: pool.copy(r.value.pixels) } } : r);
-  // With workers, the decoder writes straight into the pooled buffer (and the main thread adds the mapping file's labels).
-  // The whole window is sent to the workers at once (they queue it, running `concurrency` loads at a time): while the
+  // With workers the whole window is sent at once (they queue it, running `concurrency` loads at a time): while the
   // model holds the main thread, nothing new can be sent.
   const window = opts.concurrency + opts.queueDepth * B + B;
-  const workers =
-    opts.workers > 0 && work.length > 0
-      ? new LoadWorkers(opts.workers, { image: ctx.image, maxFileBytes: ctx.maxFileBytes, concurrency: Math.ceil(opts.concurrency / opts.workers) }, pool)
-      : null;
   const load = workers ? (input: DatasetInput) => workers.load(input).then((r) => withLabels(r, p.labels)) : (input: DatasetInput) => loadInput(input, ctx).then(pooled);
-  const prefetch = new OrderedPrefetch<DatasetInput, LoadResult>(work, load, { concurrency: workers ? window : opts.concurrency, window });
+  const prefetch = new OrderedPrefetch<DatasetInput, LoadResult>(work, load, workers ? { concurrency: window, window, chunk: B } : { concurrency: opts.concurrency, window });
   const batchBuf = new Float32Array(B * perImage); // [B, S, S, 3]
 
   let records = 0;
@@ -441,7 +450,7 @@ export async function tokenizeDataset(options: Partial<TokenizeOptions>): Promis
       report();
     }
   } finally {
-    await Promise.all([reader.close(), workers?.close()]);
+    await reader.close();
   }
 
   const ordered = [...done.keys()].sort((x, y) => x - y).map((k) => done.get(k) as { entry: ShardEntry; skipped: SkippedInput[] });

@@ -1,11 +1,13 @@
 /**
  * The decode worker's entry (started by LoadWorkers in load-workers.ts):
- * loads each requested input with loadInputUnlabelled and sends the result
- * back, the pixels in the request's buffer. Requests run concurrently (a
- * sharp decode awaits libuv's threads while the next request is read).
+ * loads each requested input with loadInputUnlabelled, at most
+ * `settings.concurrency` at once (a sharp decode awaits libuv's threads
+ * while the next one starts), and answers each group of requests with one
+ * message once all of its inputs are done, the pixels in the buffers that
+ * came with the requests.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import type { CloseRequest, LoadReply, LoadRequest, LoadWorkerSettings } from './load-workers';
+import type { LoadReply, LoadWorkerSettings, ToWorker, WorkerResult } from './load-workers';
 import { loadInputUnlabelled, type LoadResult } from './read';
 import { RangeReader } from './tar';
 
@@ -14,47 +16,61 @@ if (port === null) throw new Error('load-worker.ts runs only as a worker thread 
 const settings = (workerData as { settings: LoadWorkerSettings }).settings;
 const ctx = { reader: new RangeReader(), image: settings.image, maxFileBytes: settings.maxFileBytes };
 
-/** Requests waiting, and loads running (at most settings.concurrency at once; the main thread sends its whole window). */
-const queue: LoadRequest[] = [];
+interface Group {
+  group: number;
+  results: WorkerResult[];
+  /** The request's buffers, one an input, sent back in the same order. */
+  into: ArrayBuffer[];
+  /** Pixel arrays of results that did not fit their buffer (not expected: readImage gives exactly size x size x 3). */
+  extra: ArrayBuffer[];
+  left: number;
+}
+
+/** Loads waiting (input, its buffer, its group and place there), and loads running. */
+const queue: { req: ToWorker & { kind: 'load' }; i: number; g: Group }[] = [];
 let running = 0;
 let closing = false;
 
 function pump(): void {
   while (running < settings.concurrency && queue.length > 0) {
-    const req = queue.shift() as LoadRequest;
+    const { req, i, g } = queue.shift() as (typeof queue)[number];
     running++;
-    void loadInputUnlabelled(req.input, ctx).then((result) => {
+    void loadInputUnlabelled(req.inputs[i], ctx).then((result) => {
       running--;
-      reply(req, result);
+      settle(g, i, result, req.into[i]);
       pump();
     });
   }
   if (closing && running === 0) void ctx.reader.close().finally(() => port?.close());
 }
 
-function reply(req: LoadRequest, result: LoadResult): void {
-  let inInto = false;
-  const transfer: ArrayBuffer[] = [req.into];
-  if (result.ok) {
-    const px = result.value.pixels;
-    if (px.byteLength === req.into.byteLength) {
-      new Float32Array(req.into).set(px);
-      inInto = true;
-      result = { ok: true, value: { ...result.value, pixels: new Float32Array(0) } };
-    } else if (px.byteOffset === 0 && px.buffer.byteLength === px.byteLength) {
-      transfer.push(px.buffer as ArrayBuffer);
+/** Records one result of a group (pixels into the request's buffer, without the input echoed back); sends the group when it is complete. */
+function settle(g: Group, i: number, result: LoadResult, into: ArrayBuffer): void {
+  if (!result.ok) {
+    g.results[i] = { ok: false, skipped: result.skipped, inInto: false, pixels: null };
+  } else {
+    const { input: _input, pixels, ...rest } = result.value;
+    if (pixels.byteLength === into.byteLength) {
+      new Float32Array(into).set(pixels);
+      g.results[i] = { ok: true, value: rest, inInto: true, pixels: null };
+    } else {
+      g.results[i] = { ok: true, value: rest, inInto: false, pixels };
+      if (pixels.byteOffset === 0 && pixels.buffer.byteLength === pixels.byteLength) g.extra.push(pixels.buffer as ArrayBuffer);
     }
   }
-  const msg: LoadReply = { id: req.id, result, into: req.into, inInto };
-  port?.postMessage(msg, transfer);
+  if (--g.left === 0) {
+    const reply: LoadReply = { group: g.group, results: g.results, into: g.into };
+    port?.postMessage(reply, [...g.into, ...g.extra]);
+  }
 }
 
-port.on('message', (req: LoadRequest | CloseRequest) => {
-  if ('close' in req) {
+port.on('message', (m: ToWorker) => {
+  if (m.kind === 'close') {
     closing = true;
     queue.length = 0;
   } else {
-    queue.push(req);
+    const g: Group = { group: m.group, results: new Array<WorkerResult>(m.inputs.length), into: m.into, extra: [], left: m.inputs.length };
+    for (let i = 0; i < m.inputs.length; i++) queue.push({ req: m, i, g });
   }
   pump();
 });

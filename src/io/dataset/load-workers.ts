@@ -35,7 +35,8 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { VtokError, checkInt } from '../../core/errors';
 import type { DatasetInput } from './inputs';
-import type { LoadContext, LoadResult } from './read';
+import type { SkippedInput } from '../../core/pipeline-types';
+import type { LoadContext, LoadedInput, LoadResult } from './read';
 
 /** What a worker needs to load inputs: loadInput's context without the reader (each worker has its own) and the labels. */
 export interface LoadWorkerSettings {
@@ -52,35 +53,35 @@ export interface PixelBuffers {
   give(b: Float32Array): void;
 }
 
-/** Request and reply between LoadWorkers and load-worker.ts. */
-export interface LoadRequest {
-  id: number;
-  input: DatasetInput;
-  /** A buffer of `size` floats for the pixels, transferred to the worker and back. */
-  into: ArrayBuffer;
-}
-/** Asks a worker to close its reader and exit. */
-export interface CloseRequest {
-  close: true;
-}
+/** Messages to a worker (load-worker.ts): a group of inputs, each with a buffer of `size` floats for its pixels (transferred), or close. */
+export type ToWorker = { kind: 'load'; group: number; inputs: DatasetInput[]; into: ArrayBuffer[] } | { kind: 'close' };
+
+/** One input's result as a worker sends it: without the input (the main thread has it); the pixels in its buffer when inInto. */
+export type WorkerResult =
+  | { ok: true; value: Omit<LoadedInput, 'input' | 'pixels'>; inInto: boolean; pixels: Float32Array | null }
+  | { ok: false; skipped: SkippedInput; inInto: false; pixels: null };
+
+/** A worker's answer to one group: results and the group's buffers, in request order. */
 export interface LoadReply {
-  id: number;
-  result: LoadResult;
-  /** The request's buffer, back: holding the pixels when result.ok and they fit, else unused. */
-  into: ArrayBuffer;
-  /** True when result.value.pixels are in `into`. */
-  inInto: boolean;
+  group: number;
+  results: WorkerResult[];
+  into: ArrayBuffer[];
 }
 
 interface Pending {
-  input: DatasetInput;
-  resolve: (r: LoadResult) => void;
-  reject: (e: Error) => void;
+  inputs: DatasetInput[];
+  resolve: ((r: LoadResult) => void)[];
+  reject: ((e: Error) => void)[];
 }
 
 interface Slot {
   worker: Worker;
+  /** Groups sent and not answered, by group number. */
   pending: Map<number, Pending>;
+  /** Loads in those groups. */
+  loads: number;
+  /** The group being gathered in this tick (sent at the end of it), or null. */
+  outbox: (Pending & { into: ArrayBuffer[] }) | null;
   /** Why it stopped, once it has. */
   dead: Error | null;
 }
@@ -96,7 +97,7 @@ function workerSource(): string {
 
 export class LoadWorkers {
   private readonly slots: Slot[] = [];
-  private nextId = 0;
+  private nextGroup = 0;
   private closed = false;
 
   /**
@@ -113,7 +114,7 @@ export class LoadWorkers {
     const source = workerSource();
     for (let i = 0; i < count; i++) {
       const worker = new Worker(source, { eval: true, workerData: { settings } });
-      const slot: Slot = { worker, pending: new Map(), dead: null };
+      const slot: Slot = { worker, pending: new Map(), loads: 0, outbox: null, dead: null };
       worker.on('message', (m: LoadReply) => this.onReply(slot, m));
       worker.on('error', (err) => this.fail(slot, err));
       worker.on('exit', (code) => this.fail(slot, new Error(`the decode worker exited with code ${code}`)));
@@ -128,36 +129,62 @@ export class LoadWorkers {
 
   /**
    * Loads one input on the least busy worker. The pixels of a good result
-   * are in a buffer from `buffers`. Send requests ahead (a prefetch window):
-   * each worker queues them and runs `concurrency` at a time, so it keeps
-   * decoding while the main thread is busy.
+   * are in a buffer from `buffers`. Loads asked for in the same tick go to
+   * the workers as one message each (and come back as one), so ask for many
+   * at once (a prefetch window): each worker queues them and runs
+   * `concurrency` at a time, so it keeps decoding while the main thread is
+   * busy.
    */
   load(input: DatasetInput): Promise<LoadResult> {
     if (this.closed) return Promise.reject(new VtokError('INVALID_OPTION', 'LoadWorkers.load after close()'));
     const live = this.slots.filter((s) => s.dead === null);
     if (live.length === 0) return Promise.reject(this.deadError(input, this.slots[0].dead as Error));
     let slot = live[0];
-    for (const s of live) if (s.pending.size < slot.pending.size) slot = s;
-    const id = this.nextId++;
-    const into = this.buffers.take();
+    for (const s of live) if (s.loads < slot.loads) slot = s;
+    slot.loads++;
+    if (slot.outbox === null) {
+      const box = { inputs: [], resolve: [], reject: [], into: [] };
+      slot.outbox = box;
+      queueMicrotask(() => this.send(slot, box));
+    }
+    const box = slot.outbox;
+    box.inputs.push(input);
+    box.into.push(this.buffers.take().buffer as ArrayBuffer);
     return new Promise<LoadResult>((resolve, reject) => {
-      slot.pending.set(id, { input, resolve, reject });
-      const req: LoadRequest = { id, input, into: into.buffer as ArrayBuffer };
-      slot.worker.postMessage(req, [req.into]);
+      box.resolve.push(resolve);
+      box.reject.push(reject);
     });
   }
 
-  private onReply(slot: Slot, m: LoadReply): void {
-    const p = slot.pending.get(m.id);
-    if (!p) return;
-    slot.pending.delete(m.id);
-    const into = new Float32Array(m.into);
-    if (m.result.ok && m.inInto) {
-      p.resolve({ ok: true, value: { ...m.result.value, pixels: into } });
+  private send(slot: Slot, box: Pending & { into: ArrayBuffer[] }): void {
+    if (slot.outbox === box) slot.outbox = null;
+    if (slot.dead !== null || this.closed) {
+      const err = slot.dead ?? new Error('closed');
+      box.inputs.forEach((input, i) => box.reject[i](this.deadError(input, err)));
       return;
     }
-    this.buffers.give(into);
-    p.resolve(m.result);
+    const group = this.nextGroup++;
+    slot.pending.set(group, box);
+    const msg: ToWorker = { kind: 'load', group, inputs: box.inputs, into: box.into };
+    slot.worker.postMessage(msg, box.into);
+  }
+
+  private onReply(slot: Slot, m: LoadReply): void {
+    const p = slot.pending.get(m.group);
+    if (!p) return;
+    slot.pending.delete(m.group);
+    slot.loads -= p.inputs.length;
+    m.results.forEach((r, i) => {
+      const into = new Float32Array(m.into[i]);
+      const input = p.inputs[i];
+      if (!r.ok) {
+        this.buffers.give(into);
+        p.resolve[i]({ ok: false, skipped: r.skipped });
+        return;
+      }
+      if (!r.inInto) this.buffers.give(into);
+      p.resolve[i]({ ok: true, value: { ...r.value, input, pixels: r.inInto ? into : (r.pixels as Float32Array) } });
+    });
   }
 
   private deadError(input: DatasetInput, cause: Error): VtokError {
@@ -167,8 +194,9 @@ export class LoadWorkers {
   private fail(slot: Slot, err: Error): void {
     if (slot.dead !== null || this.closed) return;
     slot.dead = err;
-    for (const p of slot.pending.values()) p.reject(this.deadError(p.input, err));
+    for (const p of slot.pending.values()) p.inputs.forEach((input, i) => p.reject[i](this.deadError(input, err)));
     slot.pending.clear();
+    slot.loads = 0;
   }
 
   /** Stops the workers; loads still pending are rejected. */
@@ -176,7 +204,7 @@ export class LoadWorkers {
     if (this.closed) return;
     this.closed = true;
     for (const s of this.slots) {
-      for (const p of s.pending.values()) p.reject(new VtokError('INVALID_OPTION', `LoadWorkers closed while loading ${p.input.source}`));
+      for (const p of s.pending.values()) p.inputs.forEach((input, i) => p.reject[i](new VtokError('INVALID_OPTION', `LoadWorkers closed while loading ${input.source}`)));
       s.pending.clear();
     }
     // Each worker closes its open archives and exits; one that does not within 5 s is terminated.
@@ -184,7 +212,8 @@ export class LoadWorkers {
       this.slots.map(async (s) => {
         if (s.dead !== null) return;
         const exited = new Promise<void>((resolve) => s.worker.once('exit', () => resolve()));
-        s.worker.postMessage({ close: true });
+        const msg: ToWorker = { kind: 'close' };
+        s.worker.postMessage(msg);
         let timer: NodeJS.Timeout | undefined;
         const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), 5000)));
         if ((await Promise.race([exited, late])) === 'late') await s.worker.terminate();
