@@ -28,6 +28,7 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import type { BpeModel } from '../core/bpe';
 import { VtokError, checkInt, checkOneOf, invalidOption, resolveOptions } from '../core/errors';
+import { limitConcurrency } from '../core/limit';
 import type { ImageTokenizer, SkippedInput, TokenRecord } from '../core/pipeline-types';
 import {
   MANIFEST_FORMAT,
@@ -170,6 +171,8 @@ export interface TokenizeResult {
   imagesPerSecond: number;
   /** Most inputs held decoded at once (bounded by concurrency + queueDepth * batchSize). */
   peakPrefetched: number;
+  /** Inputs loaded by decode workers (the rest were loaded on the main thread, e.g. while the workers started). */
+  loadedByWorkers: number;
   /** Pixel buffers created for decoded images waiting for the model (reused; at most the prefetch window plus concurrency). */
   pixelBuffers: number;
 }
@@ -305,7 +308,7 @@ export async function tokenizeDataset(options: Partial<TokenizeOptions>): Promis
   try {
     return await tokenizePlanned(await plan(checked), t0, image, pool, workers);
   } finally {
-    await workers?.close();
+    workers?.close();
   }
 }
 
@@ -316,7 +319,7 @@ async function tokenizePlanned(p: Plan, t0: number, image: LoadContext['image'],
   const state = await prepareOutDir(dir, run, runOptions, part, opts.resume);
   if (state.manifest) {
     await verifyManifestShards(dir, state.manifest);
-    return { dir, manifestFile, manifest: state.manifest, written: 0, resumed: state.manifest.shards.length, processed: 0, seconds: (performance.now() - t0) / 1000, imagesPerSecond: 0, peakPrefetched: 0, pixelBuffers: 0 };
+    return { dir, manifestFile, manifest: state.manifest, written: 0, resumed: state.manifest.shards.length, processed: 0, seconds: (performance.now() - t0) / 1000, imagesPerSecond: 0, peakPrefetched: 0, loadedByWorkers: 0, pixelBuffers: 0 };
   }
 
   const R = opts.recordsPerShard;
@@ -360,7 +363,9 @@ async function tokenizePlanned(p: Plan, t0: number, image: LoadContext['image'],
   // With workers the whole window is sent at once (they queue it, running `concurrency` loads at a time): while the
   // model holds the main thread, nothing new can be sent.
   const window = opts.concurrency + opts.queueDepth * B + B;
-  const load = workers ? (input: DatasetInput) => workers.load(input).then((r) => withLabels(r, p.labels)) : (input: DatasetInput) => loadInput(input, ctx).then(pooled);
+  // Until a worker has started, inputs are loaded here (the first batches, while the thread boots on the other core).
+  const loadHere = limitConcurrency(opts.concurrency, (input: DatasetInput) => loadInput(input, ctx).then(pooled));
+  const load = (input: DatasetInput): Promise<LoadResult> => (workers?.ready ? workers.load(input).then((r) => withLabels(r, p.labels)) : loadHere(input));
   const prefetch = new OrderedPrefetch<DatasetInput, LoadResult>(work, load, workers ? { concurrency: window, window, chunk: B } : { concurrency: opts.concurrency, window });
   const batchBuf = new Float32Array(B * perImage); // [B, S, S, 3]
 
@@ -490,6 +495,7 @@ async function tokenizePlanned(p: Plan, t0: number, image: LoadContext['image'],
     seconds,
     imagesPerSecond: work_s > 0 ? processed / work_s : 0,
     peakPrefetched: prefetch.peakHeld,
+    loadedByWorkers: workers?.loaded ?? 0,
     pixelBuffers: pool.allocated,
   };
 }

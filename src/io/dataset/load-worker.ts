@@ -64,6 +64,8 @@ function settle(g: Group, i: number, result: LoadResult, into: ArrayBuffer): voi
   }
 }
 
+port.postMessage({ ready: true }); // modules loaded (sharp among them): LoadWorkers starts sending
+
 port.on('message', (m: ToWorker) => {
   if (m.kind === 'close') {
     closing = true;
