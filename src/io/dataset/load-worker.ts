@@ -13,7 +13,7 @@ import { RangeReader } from './tar';
 
 const port = parentPort;
 if (port === null) throw new Error('load-worker.ts runs only as a worker thread (see LoadWorkers)');
-const settings = (workerData as { settings: LoadWorkerSettings }).settings;
+const { settings, started } = workerData as { settings: LoadWorkerSettings; started: Int32Array };
 const ctx = { reader: new RangeReader(), image: settings.image, maxFileBytes: settings.maxFileBytes };
 
 interface Group {
@@ -64,7 +64,9 @@ function settle(g: Group, i: number, result: LoadResult, into: ArrayBuffer): voi
   }
 }
 
-port.postMessage({ ready: true }); // modules loaded (sharp among them): LoadWorkers starts sending
+// Modules loaded (sharp among them): LoadWorkers starts sending.
+Atomics.add(started, 0, 1);
+port.postMessage({ ready: true });
 
 port.on('message', (m: ToWorker) => {
   if (m.kind === 'close') {

@@ -99,6 +99,13 @@ export class LoadWorkers {
   private readonly slots: Slot[] = [];
   private nextGroup = 0;
   private readyCount = 0;
+  /**
+   * Workers that have loaded their modules, counted by the workers
+   * themselves: the 'ready' message alone would be seen only when the main
+   * thread's event loop turns, which it need not do for many batches when
+   * every decode finishes in microtasks.
+   */
+  private readonly started = new Int32Array(new SharedArrayBuffer(4));
   private readonly readyWaiters: (() => void)[] = [];
   /** Inputs loaded by the workers so far. */
   loaded = 0;
@@ -117,7 +124,7 @@ export class LoadWorkers {
     checkInt('concurrency', settings.concurrency, 1, 1024);
     const source = workerSource();
     for (let i = 0; i < count; i++) {
-      const worker = new Worker(source, { eval: true, workerData: { settings } });
+      const worker = new Worker(source, { eval: true, workerData: { settings, started: this.started } });
       const slot: Slot = { worker, pending: new Map(), loads: 0, outbox: null, dead: null };
       worker.on('message', (m: LoadReply | { ready: true }) => {
         if ('ready' in m) {
@@ -144,12 +151,12 @@ export class LoadWorkers {
    * rather than wait: the thread starts on the other core meanwhile.
    */
   get ready(): boolean {
-    return this.readyCount > 0;
+    return Atomics.load(this.started, 0) > 0;
   }
 
   /** Resolves when `ready` (or at once if it is). */
   whenReady(): Promise<void> {
-    return this.ready ? Promise.resolve() : new Promise((resolve) => this.readyWaiters.push(resolve));
+    return this.readyCount > 0 ? Promise.resolve() : new Promise((resolve) => this.readyWaiters.push(resolve));
   }
 
   /**
