@@ -363,9 +363,12 @@ async function tokenizePlanned(p: Plan, t0: number, image: LoadContext['image'],
   // With workers the whole window is sent at once (they queue it, running `concurrency` loads at a time): while the
   // model holds the main thread, nothing new can be sent.
   const window = opts.concurrency + opts.queueDepth * B + B;
-  // Until a worker has started, inputs are loaded here (the first batches, while the thread boots on the other core).
+  // The first batch is loaded here, `concurrency` at a time, while the workers boot on the other core; the rest goes
+  // to the workers from the start (their messages wait for them), so that they decode the next batches while the
+  // model encodes this one. Workers that are up already take the first batch too.
   const loadHere = limitConcurrency(opts.concurrency, (input: DatasetInput) => loadInput(input, ctx).then(pooled));
-  const load = (input: DatasetInput): Promise<LoadResult> => (workers?.ready ? workers.load(input).then((r) => withLabels(r, p.labels)) : loadHere(input));
+  const load = (input: DatasetInput, i: number): Promise<LoadResult> =>
+    workers && (i >= B || workers.ready) ? workers.load(input).then((r) => withLabels(r, p.labels)) : loadHere(input);
   const prefetch = new OrderedPrefetch<DatasetInput, LoadResult>(work, load, workers ? { concurrency: window, window, chunk: B } : { concurrency: opts.concurrency, window });
   const batchBuf = new Float32Array(B * perImage); // [B, S, S, 3]
 
