@@ -4,9 +4,12 @@
  *
  * Data flow (bounded memory whatever the dataset size):
  *   enumerate + sort inputs (keys)            inputs.ts
- *   -> read bytes, sha256, sidecars, decode   read.ts, `concurrency` at a time,
- *      (OrderedPrefetch: at most `concurrency + queueDepth * batchSize`
- *       images decoded ahead of the model)
+ *   -> read bytes, sha256, sidecars, decode   read.ts, on `workers` decode threads
+ *      (load-workers.ts; the first batch on the main thread while they
+ *      boot), `concurrency` at a time (OrderedPrefetch: at most
+ *      `concurrency + (queueDepth + 1) * batchSize` images decoded ahead of
+ *      the model). On wasm the model holds the main thread while it
+ *      encodes a batch, so only other threads decode meanwhile.
  *   -> batches of `batchSize` inputs          tokenizer.encodeBatch ([B,S,S,3] -> [B,h,w])
  *   -> optional visual BPE                    BpeModel.encode
  *   -> shard k = inputs [kR, (k+1)R) of this part, written atomically,

@@ -68,6 +68,12 @@ describe('vtok tokenize / decode / export as a user runs them', () => {
     expect(reported.usage).toBeCloseTo(counts.size / 16, 12);
     expect(reported.perplexity).toBeCloseTo(Math.exp(entropy), 10);
 
+    // --workers 0 decodes on the main thread: the same shards, byte for byte.
+    const w0 = await vtok(['tokenize', images, '--out', path.join(work, 'tokens-w0'), '--workers', '0', '--json'], env);
+    expect(w0.code).toBe(0);
+    expect(JSON.parse(w0.stdout).manifest.shards.map((x: { sha256: string }) => x.sha256)).toEqual(result.manifest.shards.map((x: { sha256: string }) => x.sha256));
+    expect(JSON.parse(w0.stdout).loadedByWorkers).toBe(0);
+
     const again = await vtok(['tokenize', images, '--out', path.join(work, 'tokens')], env);
     expect(again.code).toBe(2); // refuses to overwrite a finished run without --resume
 

@@ -18,6 +18,7 @@ interface TokenizeArgs extends EngineArgs {
   recordsPerShard: number;
   fit: 'crop' | 'pad';
   concurrency: number;
+  workers: number;
 }
 
 export const tokenizeCommand: CommandModule<object, TokenizeArgs> = {
@@ -37,6 +38,11 @@ export const tokenizeCommand: CommandModule<object, TokenizeArgs> = {
       .option('records-per-shard', { type: 'number', default: 1024, describe: 'Inputs per shard file' })
       .option('fit', { choices: ['crop', 'pad'] as const, default: 'crop' as const, describe: 'Centre-crop or pad to the tokenizer\'s size' })
       .option('concurrency', { type: 'number', default: 2, describe: 'Images decoded at once' })
+      .option('workers', {
+        type: 'number',
+        default: 1,
+        describe: 'Threads that read and decode images while the model encodes (0: decode between batches on the main thread)',
+      })
       .example('$0 tokenize photos/ --out tokens/', 'every image under photos/ with the default tokenizer')
       .example('$0 tokenize "data/**/*.jpg" --out t/ --shard 3/8', 'part 3 of 8 (then: vtok manifest merge t/)')
       .example('$0 tokenize shards.tar --out t/ --resume', 'continue after a crash') as never,
@@ -59,6 +65,7 @@ export const tokenizeCommand: CommandModule<object, TokenizeArgs> = {
           recordsPerShard: args.recordsPerShard,
           fit: args.fit,
           concurrency: args.concurrency,
+          workers: args.workers,
           onProgress: (p) => {
             bar ??= progress(args, 'tokenize', p.total);
             bar.tick(p.done - last, { 'img/s': p.imagesPerSecond, skipped: p.skipped });
