@@ -59,7 +59,7 @@ import { enumerateInputs, type DatasetInput } from '../io/dataset/inputs';
 import { loadLabelMap } from '../io/dataset/labels';
 import { prepareOutDir } from '../io/dataset/outdir';
 import { LoadWorkers } from '../io/dataset/load-workers';
-import { loadInput, withLabels, type LoadContext, type LoadedInput, type LoadResult } from '../io/dataset/read';
+import { loadInput, loadInputUnlabelled, withLabels, type LoadContext, type LoadedInput, type LoadResult } from '../io/dataset/read';
 import { errorsJsonl, readShard, sha256File, sha256Hex, writeJsonAtomic, writeShard } from '../io/dataset/shard';
 import { RangeReader } from '../io/dataset/tar';
 import { DEFAULT_MAX_PIXELS, parseColour, type Colour, type FailOn, type ImageFit, type ResizeKernel } from '../io/image';
@@ -370,6 +370,8 @@ async function tokenizePlanned(p: Plan, t0: number, image: LoadContext['image'],
   // to the workers from the start (their messages wait for them), so that they decode the next batches while the
   // model encodes this one. Workers that are up already take the first batch too.
   const loadHere = limitConcurrency(opts.concurrency, (input: DatasetInput) => loadInput(input, ctx).then(pooled));
+  // Workers that cannot start leave their inputs to this thread (labels are added by viaWorkers).
+  workers?.setFallback(limitConcurrency(opts.concurrency, (input: DatasetInput) => loadInputUnlabelled(input, ctx).then(pooled)));
   const load = (input: DatasetInput, i: number): Promise<LoadResult> =>
     workers && (i >= B || workers.ready) ? workers.load(input).then((r) => withLabels(r, p.labels)) : loadHere(input);
   const prefetch = new OrderedPrefetch<DatasetInput, LoadResult>(work, load, workers ? { concurrency: window, window, chunk: B } : { concurrency: opts.concurrency, window });

@@ -88,6 +88,7 @@ describe('LoadWorkers', () => {
     const workers = new LoadWorkers(1, settings, new PixelPool(S * S * 3));
     try {
       await workers.whenReady();
+      workers.setFallback(() => Promise.reject(new Error('the fallback is only for workers that never started')));
       const slot = (workers as unknown as { slots: { worker: { terminate(): Promise<number> } }[] }).slots[0];
       const pending = workers.load(inputs[0]);
       await slot.worker.terminate();
@@ -95,6 +96,29 @@ describe('LoadWorkers', () => {
       await expect(workers.load(inputs[1])).rejects.toThrow(`The decode worker stopped while loading ${inputs[1].source}`);
     } finally {
       workers.close();
+    }
+  });
+
+  test('a worker that stops before it is ready leaves its loads to the fallback, which loads the same', async () => {
+    const { inputs } = await enumerateInputs([dir]);
+    const reader = new RangeReader();
+    const here = (x: (typeof inputs)[number]): Promise<LoadResult> => loadInputUnlabelled(x, { ...settings, reader });
+    const workers = new LoadWorkers(1, settings, new PixelPool(S * S * 3));
+    const slot = (workers as unknown as { slots: { worker: { terminate(): Promise<number> } }[] }).slots[0];
+    let fallbackCalls = 0;
+    workers.setFallback((x) => (fallbackCalls++, here(x)));
+    try {
+      const early = inputs.slice(0, 5).map((x) => workers.load(x)); // sent to a worker that never answers
+      await slot.worker.terminate();
+      const late = inputs.slice(5).map((x) => workers.load(x)); // no worker left
+      const all = await Promise.all([...early, ...late]);
+      expect(workers.ready).toBe(false);
+      expect(workers.loaded).toBe(0);
+      expect(fallbackCalls).toBe(inputs.length);
+      expect(all.map(plain)).toEqual((await Promise.all(inputs.map(here))).map(plain));
+    } finally {
+      workers.close();
+      await reader.close();
     }
   });
 

@@ -13,7 +13,7 @@ import { RangeReader } from './tar';
 
 const port = parentPort;
 if (port === null) throw new Error('load-worker.ts runs only as a worker thread (see LoadWorkers)');
-const { settings, started } = workerData as { settings: LoadWorkerSettings; started: Int32Array };
+const { settings, started, index } = workerData as { settings: LoadWorkerSettings; started: Int32Array; index: number };
 const ctx = { reader: new RangeReader(), image: settings.image, maxFileBytes: settings.maxFileBytes };
 
 interface Group {
@@ -65,7 +65,7 @@ function settle(g: Group, i: number, result: LoadResult, into: ArrayBuffer): voi
 }
 
 // Modules loaded (sharp among them): LoadWorkers starts sending.
-Atomics.add(started, 0, 1);
+Atomics.store(started, index, 1);
 port.postMessage({ ready: true });
 
 port.on('message', (m: ToWorker) => {

@@ -75,6 +75,7 @@ interface Pending {
 }
 
 interface Slot {
+  index: number;
   worker: Worker;
   /** Groups sent and not answered, by group number. */
   pending: Map<number, Pending>;
@@ -105,8 +106,9 @@ export class LoadWorkers {
    * thread's event loop turns, which it need not do for many batches when
    * every decode finishes in microtasks.
    */
-  private readonly started = new Int32Array(new SharedArrayBuffer(4));
+  private readonly started: Int32Array;
   private readonly readyWaiters: (() => void)[] = [];
+  private fallback: ((input: DatasetInput) => Promise<LoadResult>) | undefined;
   /** Inputs loaded by the workers so far. */
   loaded = 0;
   private closed = false;
@@ -122,10 +124,11 @@ export class LoadWorkers {
   ) {
     checkInt('workers', count, 1, 256);
     checkInt('concurrency', settings.concurrency, 1, 1024);
+    this.started = new Int32Array(new SharedArrayBuffer(4 * count));
     const source = workerSource();
     for (let i = 0; i < count; i++) {
-      const worker = new Worker(source, { eval: true, workerData: { settings, started: this.started } });
-      const slot: Slot = { worker, pending: new Map(), loads: 0, outbox: null, dead: null };
+      const worker = new Worker(source, { eval: true, workerData: { settings, started: this.started, index: i } });
+      const slot: Slot = { index: i, worker, pending: new Map(), loads: 0, outbox: null, dead: null };
       worker.on('message', (m: LoadReply | { ready: true }) => {
         if ('ready' in m) {
           this.readyCount++;
@@ -140,6 +143,19 @@ export class LoadWorkers {
     }
   }
 
+  /**
+   * Loads on the calling thread instead: the inputs of a worker that stopped
+   * before it was ever ready (threads unavailable, a module that does not
+   * load), and every input once no worker is left if none ever started, so
+   * that such an environment runs without workers rather than failing (a
+   * worker that stops later is a failure: its loads reject). Without a
+   * fallback those loads reject. Its results are taken as they are (their
+   * pixels need not come from `buffers`).
+   */
+  setFallback(load: (input: DatasetInput) => Promise<LoadResult>): void {
+    this.fallback = load;
+  }
+
   /** Number of worker threads. */
   get count(): number {
     return this.slots.length;
@@ -151,7 +167,7 @@ export class LoadWorkers {
    * rather than wait: the thread starts on the other core meanwhile.
    */
   get ready(): boolean {
-    return Atomics.load(this.started, 0) > 0;
+    return this.slots.some((s) => s.dead === null && Atomics.load(this.started, s.index) > 0);
   }
 
   /** Resolves when `ready` (or at once if it is). */
@@ -170,7 +186,10 @@ export class LoadWorkers {
   load(input: DatasetInput): Promise<LoadResult> {
     if (this.closed) return Promise.reject(new VtokError('INVALID_OPTION', 'LoadWorkers.load after close()'));
     const live = this.slots.filter((s) => s.dead === null);
-    if (live.length === 0) return Promise.reject(this.deadError(input, this.slots[0].dead as Error));
+    if (live.length === 0) {
+      const neverStarted = this.slots.every((s) => Atomics.load(this.started, s.index) === 0);
+      return this.fallback && neverStarted ? this.fallback(input) : Promise.reject(this.deadError(input, this.slots[0].dead as Error));
+    }
     let slot = live[0];
     for (const s of live) if (s.loads < slot.loads) slot = s;
     slot.loads++;
@@ -191,8 +210,7 @@ export class LoadWorkers {
   private send(slot: Slot, box: Pending & { into: ArrayBuffer[] }): void {
     if (slot.outbox === box) slot.outbox = null;
     if (slot.dead !== null || this.closed) {
-      const err = slot.dead ?? new Error('closed');
-      box.inputs.forEach((input, i) => box.reject[i](this.deadError(input, err)));
+      this.settleLost(slot, box, slot.dead ?? new Error('closed'));
       return;
     }
     const group = this.nextGroup++;
@@ -227,9 +245,19 @@ export class LoadWorkers {
   private fail(slot: Slot, err: Error): void {
     if (slot.dead !== null || this.closed) return;
     slot.dead = err;
-    for (const p of slot.pending.values()) p.inputs.forEach((input, i) => p.reject[i](this.deadError(input, err)));
+    for (const p of slot.pending.values()) this.settleLost(slot, p, err);
     slot.pending.clear();
     slot.loads = 0;
+  }
+
+  /** Loads a stopped worker will not answer: to the fallback if it never started (see the constructor), else rejected. */
+  private settleLost(slot: Slot, p: Pending, err: Error): void {
+    const fallback = this.fallback;
+    if (fallback && !this.closed && Atomics.load(this.started, slot.index) === 0) {
+      p.inputs.forEach((input, i) => fallback(input).then(p.resolve[i], p.reject[i]));
+    } else {
+      p.inputs.forEach((input, i) => p.reject[i](this.deadError(input, err)));
+    }
   }
 
   /**
