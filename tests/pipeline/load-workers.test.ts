@@ -18,6 +18,7 @@ const settings: LoadWorkerSettings = {
   image: { size: S, fit: 'pad', background: '#102030', kernel: 'lanczos3', maxPixels: 1 << 24, failOn: 'warning' },
   maxFileBytes: 5000,
   concurrency: 2,
+  nice: 19,
 };
 
 let dir: string;
@@ -122,9 +123,27 @@ describe('LoadWorkers', () => {
     }
   });
 
+  (process.platform === 'linux' ? test : test.skip)('the worker thread runs at the nice value asked for (Linux)', async () => {
+    const niceOfThreads = async (): Promise<number[]> => {
+      const tids = await fsp.readdir('/proc/self/task');
+      const stats = await Promise.all(tids.map((t) => fsp.readFile(`/proc/self/task/${t}/stat`, 'utf8').catch(() => '')));
+      // field 19 of stat is the nice value; the name (field 2) is in parentheses and may hold spaces
+      return stats.filter((x) => x !== '').map((x) => Number(x.slice(x.lastIndexOf(')') + 2).split(' ')[16]));
+    };
+    expect(await niceOfThreads()).not.toContain(13);
+    const workers = new LoadWorkers(1, { ...settings, nice: 13 }, new PixelPool(S * S * 3));
+    try {
+      await workers.whenReady();
+      expect((await niceOfThreads()).filter((n) => n === 13)).toHaveLength(1);
+    } finally {
+      workers.close();
+    }
+  });
+
   test('bad settings are refused by name', () => {
     const pool = new PixelPool(3);
     expect(() => new LoadWorkers(0, settings, pool)).toThrow(/workers/);
     expect(() => new LoadWorkers(1, { ...settings, concurrency: 0 }, pool)).toThrow(/concurrency/);
+    expect(() => new LoadWorkers(1, { ...settings, nice: 20 }, pool)).toThrow(/nice/);
   });
 });

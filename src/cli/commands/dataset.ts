@@ -19,6 +19,7 @@ interface TokenizeArgs extends EngineArgs {
   fit: 'crop' | 'pad';
   concurrency: number;
   workers: number;
+  workerNice: number;
 }
 
 export const tokenizeCommand: CommandModule<object, TokenizeArgs> = {
@@ -43,6 +44,11 @@ export const tokenizeCommand: CommandModule<object, TokenizeArgs> = {
         default: 1,
         describe: 'Threads that read and decode images while the model encodes (0: decode between batches on the main thread)',
       })
+      .option('worker-nice', {
+        type: 'number',
+        default: 19,
+        describe: 'Nice value of those threads (Linux, 0-19): high lets the model preempt them; lower it on a machine busy with other work',
+      })
       .example('$0 tokenize photos/ --out tokens/', 'every image under photos/ with the default tokenizer')
       .example('$0 tokenize "data/**/*.jpg" --out t/ --shard 3/8', 'part 3 of 8 (then: vtok manifest merge t/)')
       .example('$0 tokenize shards.tar --out t/ --resume', 'continue after a crash') as never,
@@ -66,6 +72,7 @@ export const tokenizeCommand: CommandModule<object, TokenizeArgs> = {
           fit: args.fit,
           concurrency: args.concurrency,
           workers: args.workers,
+          workerNice: args.workerNice,
           onProgress: (p) => {
             bar ??= progress(args, 'tokenize', p.total);
             bar.tick(p.done - last, { 'img/s': p.imagesPerSecond, skipped: p.skipped });

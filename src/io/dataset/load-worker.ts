@@ -6,6 +6,8 @@
  * message once all of its inputs are done, the pixels in the buffers that
  * came with the requests.
  */
+import { readlinkSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { LoadReply, LoadWorkerSettings, ToWorker, WorkerResult } from './load-workers';
 import { loadInputUnlabelled, type LoadResult } from './read';
@@ -14,6 +16,14 @@ import { RangeReader } from './tar';
 const port = parentPort;
 if (port === null) throw new Error('load-worker.ts runs only as a worker thread (see LoadWorkers)');
 const { settings, started, index } = workerData as { settings: LoadWorkerSettings; started: Int32Array; index: number };
+if (settings.nice > 0 && process.platform === 'linux') {
+  // setpriority with a thread id sets that thread alone (Linux); /proc/thread-self names ours.
+  try {
+    setPriority(Number(readlinkSync('/proc/thread-self').split('/').pop()), settings.nice);
+  } catch {
+    // not permitted or no /proc: decode at the inherited priority
+  }
+}
 const ctx = { reader: new RangeReader(), image: settings.image, maxFileBytes: settings.maxFileBytes };
 
 interface Group {

@@ -44,6 +44,12 @@ export interface LoadWorkerSettings {
   maxFileBytes: number;
   /** Loads run at once in each worker; further requests wait in the worker. */
   concurrency: number;
+  /**
+   * Nice value of each worker thread (Linux; 0-19; elsewhere ignored). A
+   * high value lets the model's threads preempt the decoder whenever they
+   * run, so it decodes in the cycles they leave idle.
+   */
+  nice: number;
 }
 
 /** Where decoded pixels go: buffers of one size, taken per request and given back when unused. */
@@ -124,6 +130,7 @@ export class LoadWorkers {
   ) {
     checkInt('workers', count, 1, 256);
     checkInt('concurrency', settings.concurrency, 1, 1024);
+    checkInt('nice', settings.nice, 0, 19);
     this.started = new Int32Array(new SharedArrayBuffer(4 * count));
     const source = workerSource();
     for (let i = 0; i < count; i++) {
