@@ -117,12 +117,15 @@ export interface TokenizeOptions {
    */
   workers: number;
   /**
-   * Nice value of the decode workers' threads (Linux; 0-19). Default 19: the
-   * model's threads preempt them, so decoding takes the cycles the model
-   * leaves idle instead of slowing it (Fashion-MNIST at 32: the model took
-   * +3.6 % longer beside a decoder at 0, +0.4 % beside one at 19;
-   * runs/exp/contend.ts). On a machine busy with other work, a lower value
-   * keeps the decoder from starving behind it.
+   * Nice value of the decode workers' threads (Linux; 0-19). Default 10: the
+   * model's threads then win the cores when both want them, and the decoder
+   * still gets about a tenth of a core against any other busy thread (it
+   * needs about that: ~0.3 ms per Fashion-MNIST image against ~3 ms of
+   * model, ~2.4 ms per 256x256 photo against ~22 ms). Measured beside the
+   * model (runs/exp/contend.ts, Fashion-MNIST, medians of 6): the model took
+   * +3.6 % longer beside a decoder at 0, +0.4 % at 19; in whole pipeline
+   * runs (runs/exp/ab.ts) 0, 19 and no workers differed by less than this
+   * machine's noise. 19 starves the decoder on a machine busy with other work.
    */
   workerNice: number;
   /** Batches decoded ahead of the model, besides the one being decoded. Default 2. */
@@ -158,7 +161,7 @@ export const TOKENIZE_DEFAULTS: TokenizeOptions = {
   batchSize: 16,
   concurrency: 2,
   workers: 1,
-  workerNice: 19,
+  workerNice: 10,
   queueDepth: 2,
   fit: 'crop',
   background: '#ffffff',
