@@ -31,8 +31,8 @@
  * error, never an image with a grey band.
  *
  * Fast path: small plain 8-bit PNGs (no colour chunks, no orientation, at
- * most 64K pixels) are decoded and resized (up; or down by less than about 4,
- * from at most 128 x 128 on the main thread) in TypeScript by decodePngFast (src/io/png-fast.ts), whose samples are
+ * most 64K pixels) are decoded and resized (up; or down by less than about 4
+ * from at most 128 x 128) in TypeScript by decodePngFast (src/io/png-fast.ts), whose samples are
  * bit-identical to this sharp pipeline's; anything it does not reproduce
  * exactly (larger downscales, resizes of images with alpha, upsizes whose
  * rows sample exactly between two interpolation-table entries, the kernels
@@ -44,14 +44,13 @@
  */
 
 import { promises as fsp } from 'node:fs';
-import { isMainThread } from 'node:worker_threads';
 import sharp from 'sharp';
 import type { Metadata, OutputInfo } from 'sharp';
 import { VtokError, checkInt, checkOneOf, invalidOption, resolveOptions } from '../core/errors';
 import { orientedSize, parseImageHeader } from '../core/image-header';
 
 import { parseColour, type Colour } from './image-colour';
-import { MAX_FAST_PIXELS, decodePngFast } from './png-fast';
+import { decodePngFast } from './png-fast';
 
 export { parseColour } from './image-colour';
 export type { Colour } from './image-colour';
@@ -169,20 +168,17 @@ const FAST_PNG_VIPS = ['8.18.7'];
 const fastPngVerified = FAST_PNG_VIPS.includes((sharp.versions as { vips?: string }).vips ?? '');
 
 /**
- * Largest PNG (width x height) the fast path downscales on the main thread.
- * There it blocks the event loop (and, in tokenizeDataset without decode
- * workers, runs between the model's batches) while sharp decodes on its own
- * threads; a 256 x 256 photo halved costs about as much CPU either way (2.3
- * vs 2.4 ms, bench/png-fast.ts), and bench:tokenize's default row (those
- * photos at 128) ran slower end to end through it on the main thread
- * (2026-12-02: 14.8-16.7 s vs 13.2-15.9 s for 512 images in two runs). Small
- * images (e.g. 64 x 64 halved: 0.16 vs 1.5 ms) still gain. On other threads
- * (the decode workers of src/io/dataset/load-workers.ts) it downscales
- * anything it takes (up to 64K pixels): the work then stays on that thread,
- * which yields to the model (its nice value), where sharp's would run on
- * libuv's threads at the model's priority.
+ * Largest PNG (width x height) the fast path downscales. A 256 x 256 photo
+ * halved costs about as much CPU either way (2.3 vs 2.4 ms,
+ * bench/png-fast.ts); on the main thread (tokenizeDataset without decode
+ * workers) bench:tokenize's default row (those photos at 128) ran slower end
+ * to end through the fast path (2026-12-02: 14.8-16.7 s vs 13.2-15.9 s for
+ * 512 images in two runs), and in the decode workers too (overhead 15 and
+ * 30 % in two runs against 5, 14, 10 and -2 % with sharp doing those
+ * downscales; the model itself slowed). Small images (e.g. 64 x 64 halved:
+ * 0.16 vs 1.5 ms) still gain.
  */
-const FAST_DOWNSCALE_MAX_PIXELS = isMainThread ? 128 * 128 : MAX_FAST_PIXELS;
+const FAST_DOWNSCALE_MAX_PIXELS = 128 * 128;
 
 /** 8-bit value -> [-1, 1]; a table so that every conversion is the same float. */
 const FROM_UINT8 = new Float32Array(256);

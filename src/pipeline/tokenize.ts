@@ -117,15 +117,13 @@ export interface TokenizeOptions {
    */
   workers: number;
   /**
-   * Nice value of the decode workers' threads (Linux; 0-19). Default 10: the
-   * model's threads then win the cores when both want them, and the decoder
-   * still gets about a tenth of a core against any other busy thread (it
-   * needs about that: ~0.3 ms per Fashion-MNIST image against ~3 ms of
-   * model, ~2.4 ms per 256x256 photo against ~22 ms). Measured beside the
-   * model (runs/exp/contend.ts, Fashion-MNIST, medians of 6): the model took
-   * +3.6 % longer beside a decoder at 0, +0.4 % at 19; in whole pipeline
-   * runs (runs/exp/ab.ts) 0, 19 and no workers differed by less than this
-   * machine's noise. 19 starves the decoder on a machine busy with other work.
+   * Nice value of the decode workers' threads (Linux; 0-19). Default 0. A
+   * higher value lets the model's threads preempt the decoder; measured
+   * beside the model alone (bench/decode-contention.ts) that helped a little
+   * at times, but whole runs of bench:tokenize were not better (2026-12-02:
+   * Fashion-MNIST overhead 12.9 % at 19 and 20.8 % at 10 in one run each,
+   * against 7.6-12.7 % in four runs at 0), and a high value starves the
+   * decoder on a machine busy with other work.
    */
   workerNice: number;
   /** Batches decoded ahead of the model, besides the one being decoded. Default 2. */
@@ -161,7 +159,7 @@ export const TOKENIZE_DEFAULTS: TokenizeOptions = {
   batchSize: 16,
   concurrency: 2,
   workers: 1,
-  workerNice: 10,
+  workerNice: 0,
   queueDepth: 2,
   fit: 'crop',
   background: '#ffffff',

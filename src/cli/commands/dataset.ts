@@ -46,8 +46,8 @@ export const tokenizeCommand: CommandModule<object, TokenizeArgs> = {
       })
       .option('worker-nice', {
         type: 'number',
-        default: 10,
-        describe: 'Nice value of those threads (Linux, 0-19): higher lets the model preempt them more; 19 may starve them on a busy machine',
+        default: 0,
+        describe: 'Nice value of those threads (Linux, 0-19): higher lets the model preempt them; a high value starves them on a busy machine',
       })
       .example('$0 tokenize photos/ --out tokens/', 'every image under photos/ with the default tokenizer')
       .example('$0 tokenize "data/**/*.jpg" --out t/ --shard 3/8', 'part 3 of 8 (then: vtok manifest merge t/)')

@@ -9,11 +9,12 @@
  * end at every step that needs the loop (each sharp call of an image, every
  * JavaScript decode), and the model then waits for the decode. A worker has
  * its own event loop, so it decodes while the model computes, on the cycles
- * the model's threads leave idle (its single-threaded ops). Measured
- * (runs/exp/contend.ts, 2026-12-02, default tokenizer at 128, 256 photos in
- * batches of 16, 3 reps): the model alone 6.3-7.1 s; with a worker decoding
- * the next batch during each one 6.0-6.7 s and nothing left to wait for
- * afterwards; with sharp called from the main thread the model took
+ * the model's threads leave idle (its single-threaded ops; it keeps about
+ * 1.75 of 2 cores busy). Measured (2026-12-02, the experiment that
+ * bench/decode-contention.ts repeats; default tokenizer at 128, 256 photos
+ * in batches of 16, 3 reps): the model alone 6.3-7.1 s; with a worker
+ * decoding the next batch during each one 6.0-6.7 s and nothing left to wait
+ * for afterwards; with sharp called from the main thread the model took
  * 6.2-6.9 s and then waited 0.6-0.8 s for the decodes.
  *
  * The pixels come back in a pooled buffer that travels to the worker with
