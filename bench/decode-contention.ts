@@ -74,6 +74,9 @@ async function main(): Promise<void> {
         const next = chunks[(k + 1) % chunks.length];
         const nice = mode.startsWith('worker') ? Number(mode.split(' ').pop()) : -1;
         const pending = nice >= 0 ? Promise.all(next.map((x) => (workers.get(nice) as LoadWorkers).load(x))) : null;
+        // LoadWorkers sends the loads of a tick in a microtask; encodeBatch computes before its first await, so let that
+        // message go first (tokenizeDataset awaits its prefetch between issuing loads and encoding).
+        await Promise.resolve();
         const t0 = performance.now();
         await tok.encodeBatch(batches[k], B);
         const t1 = performance.now();
