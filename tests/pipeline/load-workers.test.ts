@@ -110,7 +110,9 @@ describe('LoadWorkers', () => {
     workers.setFallback((x) => (fallbackCalls++, here(x)));
     try {
       const early = inputs.slice(0, 5).map((x) => workers.load(x)); // sent to a worker that never answers
+      const waiting = workers.whenReady();
       await slot.worker.terminate();
+      await expect(waiting).rejects.toThrow(/No decode worker started/);
       const late = inputs.slice(5).map((x) => workers.load(x)); // no worker left
       const all = await Promise.all([...early, ...late]);
       expect(workers.ready).toBe(false);

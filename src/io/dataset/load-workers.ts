@@ -114,7 +114,7 @@ export class LoadWorkers {
    * every decode finishes in microtasks.
    */
   private readonly started: Int32Array;
-  private readonly readyWaiters: (() => void)[] = [];
+  private readonly readyWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
   private fallback: ((input: DatasetInput) => Promise<LoadResult>) | undefined;
   /** Inputs loaded by the workers so far. */
   loaded = 0;
@@ -140,7 +140,7 @@ export class LoadWorkers {
       worker.on('message', (m: LoadReply | { ready: true }) => {
         if ('ready' in m) {
           this.readyCount++;
-          for (const w of this.readyWaiters.splice(0)) w();
+          for (const w of this.readyWaiters.splice(0)) w.resolve();
         } else {
           this.onReply(slot, m);
         }
@@ -178,9 +178,11 @@ export class LoadWorkers {
     return this.slots.some((s) => s.dead === null && Atomics.load(this.started, s.index) > 0);
   }
 
-  /** Resolves when `ready` (or at once if it is). */
+  /** Resolves when a worker is ready (at once if one was); rejects if every worker stopped before. */
   whenReady(): Promise<void> {
-    return this.readyCount > 0 ? Promise.resolve() : new Promise((resolve) => this.readyWaiters.push(resolve));
+    if (this.readyCount > 0) return Promise.resolve();
+    if (this.slots.every((s) => s.dead !== null)) return Promise.reject(new VtokError('IO', `No decode worker started: ${this.slots[0].dead?.message}`));
+    return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
   }
 
   /**
@@ -256,6 +258,9 @@ export class LoadWorkers {
     for (const p of slot.pending.values()) this.settleLost(slot, p, err);
     slot.pending.clear();
     slot.loads = 0;
+    if (this.readyCount === 0 && this.slots.every((s) => s.dead !== null)) {
+      for (const w of this.readyWaiters.splice(0)) w.reject(new VtokError('IO', `No decode worker started: ${err.message}`));
+    }
   }
 
   /** Loads a stopped worker will not answer: to the fallback if it never started (see the constructor), else rejected. */
