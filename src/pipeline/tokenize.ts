@@ -59,7 +59,7 @@ import { enumerateInputs, type DatasetInput } from '../io/dataset/inputs';
 import { loadLabelMap } from '../io/dataset/labels';
 import { prepareOutDir } from '../io/dataset/outdir';
 import { LoadWorkers } from '../io/dataset/load-workers';
-import { loadInput, loadInputUnlabelled, withLabels, type LoadContext, type LoadedInput, type LoadResult } from '../io/dataset/read';
+import { loadInputUnlabelled, withLabels, type LoadContext, type LoadedInput, type LoadResult } from '../io/dataset/read';
 import { errorsJsonl, readShard, sha256File, sha256Hex, writeJsonAtomic, writeShard } from '../io/dataset/shard';
 import { RangeReader } from '../io/dataset/tar';
 import { DEFAULT_MAX_PIXELS, parseColour, type Colour, type FailOn, type ImageFit, type ResizeKernel } from '../io/image';
@@ -183,7 +183,7 @@ export interface TokenizeResult {
   processed: number;
   seconds: number;
   imagesPerSecond: number;
-  /** Most inputs held decoded at once (bounded by concurrency + queueDepth * batchSize). */
+  /** Most inputs held decoded at once (bounded by concurrency + (queueDepth + 1) * batchSize). */
   peakPrefetched: number;
   /** Inputs loaded by decode workers (the rest were loaded on the main thread, e.g. while the workers started). */
   loadedByWorkers: number;
@@ -380,12 +380,12 @@ async function tokenizePlanned(p: Plan, t0: number, image: LoadContext['image'],
   const window = opts.concurrency + opts.queueDepth * B + B;
   // The first batch is loaded here, `concurrency` at a time, while the workers boot on the other core; the rest goes
   // to the workers from the start (their messages wait for them), so that they decode the next batches while the
-  // model encodes this one. Workers that are up already take the first batch too.
-  const loadHere = limitConcurrency(opts.concurrency, (input: DatasetInput) => loadInput(input, ctx).then(pooled));
-  // Workers that cannot start leave their inputs to this thread (labels are added by viaWorkers).
-  workers?.setFallback(limitConcurrency(opts.concurrency, (input: DatasetInput) => loadInputUnlabelled(input, ctx).then(pooled)));
+  // model encodes this one. Workers that are up already take the first batch too; workers that cannot start leave
+  // their inputs here. Either way the mapping file's labels are added here.
+  const loadHere = limitConcurrency(opts.concurrency, (input: DatasetInput) => loadInputUnlabelled(input, ctx).then(pooled));
+  workers?.setFallback(loadHere);
   const load = (input: DatasetInput, i: number): Promise<LoadResult> =>
-    workers && (i >= B || workers.ready) ? workers.load(input).then((r) => withLabels(r, p.labels)) : loadHere(input);
+    (workers && (i >= B || workers.ready) ? workers.load(input) : loadHere(input)).then((r) => withLabels(r, p.labels));
   const prefetch = new OrderedPrefetch<DatasetInput, LoadResult>(work, load, workers ? { concurrency: window, window, chunk: B } : { concurrency: opts.concurrency, window });
   const batchBuf = new Float32Array(B * perImage); // [B, S, S, 3]
 

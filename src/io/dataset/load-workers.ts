@@ -28,7 +28,7 @@
  * --resume continues.
  *
  * Example:
- *   const workers = new LoadWorkers(1, { image: { size: 128, fit: 'crop', ... }, maxFileBytes }, pool);
+ *   const workers = new LoadWorkers(1, { image: { size: 128, fit: 'crop', ... }, maxFileBytes, concurrency: 2, nice: 0 }, pool);
  *   const r = await workers.load(input);   // LoadResult; r.value.pixels is pool.take()'s buffer
  *   workers.close();
  */
@@ -106,10 +106,9 @@ function workerSource(): string {
 export class LoadWorkers {
   private readonly slots: Slot[] = [];
   private nextGroup = 0;
-  private readyCount = 0;
   /**
-   * Workers that have loaded their modules, counted by the workers
-   * themselves: the 'ready' message alone would be seen only when the main
+   * Which workers have loaded their modules (one flag a worker, set by the
+   * worker itself): the 'ready' message alone would be seen only when the main
    * thread's event loop turns, which it need not do for many batches when
    * every decode finishes in microtasks.
    */
@@ -139,7 +138,6 @@ export class LoadWorkers {
       const slot: Slot = { index: i, worker, pending: new Map(), loads: 0, outbox: null, dead: null };
       worker.on('message', (m: LoadReply | { ready: true }) => {
         if ('ready' in m) {
-          this.readyCount++;
           for (const w of this.readyWaiters.splice(0)) w.resolve();
         } else {
           this.onReply(slot, m);
@@ -175,12 +173,17 @@ export class LoadWorkers {
    * rather than wait: the thread starts on the other core meanwhile.
    */
   get ready(): boolean {
-    return this.slots.some((s) => s.dead === null && Atomics.load(this.started, s.index) > 0);
+    return this.slots.some((s) => s.dead === null && this.hasStarted(s));
+  }
+
+  /** Whether the slot's worker loaded its modules (it may have stopped since). */
+  private hasStarted(s: Slot): boolean {
+    return Atomics.load(this.started, s.index) > 0;
   }
 
   /** Resolves when a worker is ready (at once if one was); rejects if every worker stopped before. */
   whenReady(): Promise<void> {
-    if (this.readyCount > 0) return Promise.resolve();
+    if (this.slots.some((s) => this.hasStarted(s))) return Promise.resolve();
     if (this.slots.every((s) => s.dead !== null)) return Promise.reject(new VtokError('IO', `No decode worker started: ${this.slots[0].dead?.message}`));
     return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
   }
@@ -197,7 +200,7 @@ export class LoadWorkers {
     if (this.closed) return Promise.reject(new VtokError('INVALID_OPTION', 'LoadWorkers.load after close()'));
     const live = this.slots.filter((s) => s.dead === null);
     if (live.length === 0) {
-      const neverStarted = this.slots.every((s) => Atomics.load(this.started, s.index) === 0);
+      const neverStarted = !this.slots.some((s) => this.hasStarted(s));
       return this.fallback && neverStarted ? this.fallback(input) : Promise.reject(this.deadError(input, this.slots[0].dead as Error));
     }
     let slot = live[0];
@@ -258,15 +261,15 @@ export class LoadWorkers {
     for (const p of slot.pending.values()) this.settleLost(slot, p, err);
     slot.pending.clear();
     slot.loads = 0;
-    if (this.readyCount === 0 && this.slots.every((s) => s.dead !== null)) {
+    if (!this.slots.some((s) => this.hasStarted(s)) && this.slots.every((s) => s.dead !== null)) {
       for (const w of this.readyWaiters.splice(0)) w.reject(new VtokError('IO', `No decode worker started: ${err.message}`));
     }
   }
 
-  /** Loads a stopped worker will not answer: to the fallback if it never started (see the constructor), else rejected. */
+  /** Loads a stopped worker will not answer: to the fallback if it never started (see setFallback), else rejected. */
   private settleLost(slot: Slot, p: Pending, err: Error): void {
     const fallback = this.fallback;
-    if (fallback && !this.closed && Atomics.load(this.started, slot.index) === 0) {
+    if (fallback && !this.closed && !this.hasStarted(slot)) {
       p.inputs.forEach((input, i) => fallback(input).then(p.resolve[i], p.reject[i]));
     } else {
       p.inputs.forEach((input, i) => p.reject[i](this.deadError(input, err)));
