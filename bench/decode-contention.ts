@@ -40,7 +40,7 @@ async function main(): Promise<void> {
   const B = data === 'photos' ? 16 : 64;
   const n = data === 'photos' ? 256 : 2048;
   const dir = path.join(ROOT, data === 'photos' ? 'data/photos/train' : 'data/fashion-mnist/train');
-  const inputs = (await enumerateInputs([dir])).inputs.filter((x) => x.problem === null).slice(0, n);
+  const inputs = (await enumerateInputs([dir])).inputs.toArray().filter((x) => x.problem === null).slice(0, n);
   if (inputs.length < n) throw new Error(`Only ${inputs.length} images in ${dir}: run npm run data first`);
   const image = { size: S, fit: data === 'photos' ? ('crop' as const) : ('pad' as const), background: '#ffffff', kernel: 'lanczos3' as const, maxPixels: 1 << 28, failOn: 'warning' as const };
   const reader = new RangeReader();

@@ -1,36 +1,90 @@
 /**
  * Cost of enumerating a dataset's inputs (src/io/dataset/inputs.ts): wall
- * time of enumerateInputs, and the JS heap the sorted input list holds per
- * input (heap after a full collection, with and without the list).
+ * time of enumerateInputs, the memory the sorted input list holds per input
+ * (JS heap plus ArrayBuffers, after full collections, with the list held and
+ * after it is dropped), and the process's peak RSS.
  *
  * Usage: node --expose-gc --import tsx bench/inputs.ts SPEC [reps]
+ *        node --expose-gc --import tsx bench/inputs.ts --list N [reps]
  *   SPEC: what `vtok tokenize` takes: a folder, glob, tar, or @file-list
- *   e.g.  node --expose-gc --import tsx bench/inputs.ts data/fashion-mnist/train
+ *         e.g.  node --expose-gc --import tsx bench/inputs.ts data/fashion-mnist/train
+ *   --list N: a file list of N Fashion-MNIST images with their caption
+ *         sidecars (data/fashion-mnist/train through symbolic links to its
+ *         folder, so that N can exceed its 60,000 files), written to a
+ *         temporary folder; e.g. --list 1000000 for a million inputs.
  */
+import { promises as fsp } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { enumerateInputs } from '../src/io/dataset/inputs';
 import { median } from './lib/timing';
 
-async function main(): Promise<void> {
-  const spec = process.argv[2];
-  const reps = Number(process.argv[3] ?? 5);
-  if (!spec) throw new Error('Usage: node --expose-gc --import tsx bench/inputs.ts SPEC [reps]');
-  const gc = (globalThis as { gc?: () => void }).gc;
-  if (!gc) throw new Error('Run with node --expose-gc (the heap per input needs full collections)');
-  // The heap first, in a fresh process: later enumerations leave code and caches behind that blur the difference.
-  gc();
-  const before = process.memoryUsage().heapUsed;
-  let held: Awaited<ReturnType<typeof enumerateInputs>> | null = await enumerateInputs([spec]);
-  gc();
-  const count = held.inputs.length;
-  const bytes = (process.memoryUsage().heapUsed - before) / count;
-  held = null;
-  const times: number[] = [];
-  for (let r = 0; r < reps; r++) {
-    const t0 = performance.now();
-    await enumerateInputs([spec]);
-    times.push(performance.now() - t0);
+const gc = (globalThis as { gc?: () => void }).gc;
+
+/** Heap plus ArrayBuffers after full collections. Promise continuations hold the last results for a while: let them go first. */
+async function settled(): Promise<number> {
+  for (let i = 0; i < 3; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    (gc as () => void)();
   }
-  console.log(`${spec}: ${count} inputs; enumerateInputs median ${median(times).toFixed(0)} ms (${times.map((t) => t.toFixed(0)).join(', ')}); ${bytes.toFixed(0)} bytes of heap per input held`);
+  const m = process.memoryUsage();
+  return m.heapUsed + m.arrayBuffers;
+}
+
+/** Writes a list of n Fashion-MNIST images (with .txt sidecars), reaching past 60,000 through links to the folder. */
+async function syntheticList(n: number): Promise<{ spec: string; dir: string }> {
+  const train = path.resolve('data/fashion-mnist/train');
+  const names = (await fsp.readdir(train)).filter((f) => f.endsWith('.png')).sort();
+  if (names.length === 0) throw new Error(`No PNGs in ${train}: run npm run data first`);
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'vtok-bench-inputs-'));
+  const links = Math.ceil(n / names.length);
+  for (let l = 0; l < links; l++) await fsp.symlink(train, path.join(dir, `l${l}`));
+  const lines: string[] = [];
+  for (let i = 0; i < n; i++) lines.push(`l${Math.floor(i / names.length)}/${names[i % names.length]}`);
+  await fsp.writeFile(path.join(dir, 'list.txt'), `${lines.join('\n')}\n`);
+  return { spec: `@${path.join(dir, 'list.txt')}`, dir };
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  if (!gc) throw new Error('Run with node --expose-gc (the memory per input needs full collections)');
+  let spec = args[0];
+  let temp: string | null = null;
+  let reps = Number(args[1] ?? 5);
+  if (spec === '--list') {
+    const made = await syntheticList(Number(args[1]));
+    spec = made.spec;
+    temp = made.dir;
+    reps = Number(args[2] ?? 3);
+  }
+  if (!spec) throw new Error('Usage: node --expose-gc --import tsx bench/inputs.ts SPEC|--list N [reps]');
+  try {
+    // The memory first, in a fresh process: later enumerations leave code and caches behind that blur the difference.
+    const before = await settled();
+    const t0 = performance.now();
+    let held: Awaited<ReturnType<typeof enumerateInputs>> | null = await enumerateInputs([spec]);
+    const first = performance.now() - t0;
+    const count = held.inputs.length;
+    const sidecars = held.inputs.get(0).sidecars.length;
+    const withList = await settled();
+    const peakRss = process.resourceUsage().maxRSS * 1024;
+    held = null;
+    const dropped = await settled();
+    const times: number[] = [first];
+    for (let r = 1; r < reps; r++) {
+      const t = performance.now();
+      await enumerateInputs([spec]);
+      times.push(performance.now() - t);
+    }
+    const mb = (b: number): string => `${(b / 1e6).toFixed(1)} MB`;
+    console.log(`${args[0] === '--list' ? `list of ${count} Fashion-MNIST files` : spec}: ${count} inputs (${sidecars} sidecar(s) on the first)`);
+    console.log(`  enumerateInputs median ${median(times).toFixed(0)} ms (${times.map((t) => t.toFixed(0)).join(', ')})`);
+    console.log(
+      `  held: ${((withList - before) / count).toFixed(0)} bytes per input (${mb(withList - before)}); freed when dropped: ${((withList - dropped) / count).toFixed(0)} bytes per input; peak RSS of the process ${mb(peakRss)}`,
+    );
+  } finally {
+    if (temp) await fsp.rm(temp, { recursive: true, force: true });
+  }
 }
 
 main().catch((err) => {

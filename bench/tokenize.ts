@@ -107,7 +107,7 @@ interface Throughput {
 /** Model alone on pre-decoded batches vs the whole pipeline on the same files; alternating, medians. */
 async function throughput(label: string, tokenizer: ImageTokenizer, data: Data, n: number, batchSize: number, reps: number): Promise<Throughput> {
   const dir = await inputFor(data, n);
-  const { inputs } = await enumerateInputs([dir]);
+  const inputs = (await enumerateInputs([dir])).inputs.toArray();
   const S = tokenizer.imageSize;
   const reader = new RangeReader();
   const batches: { images: Float32Array; b: number }[] = [];

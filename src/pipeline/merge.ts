@@ -127,8 +127,10 @@ export async function mergeManifests(options: Partial<MergeOptions>): Promise<Me
         const shard = await readShard(file, s.sha256);
         if (shard.run !== first.run || shard.part[0] !== i || shard.part[1] !== n) throw mergeError(`${file} does not belong to part ${i} of this run`);
         for (const r of shard.records) keys.push({ key: r.key, part: i });
-        for (const x of shard.skipped) keys.push({ key: x.key, part: i });
-        skipped.push(...shard.skipped);
+        for (const x of shard.skipped) {
+          keys.push({ key: x.key, part: i });
+          skipped.push(x); // one at a time: push(...list) overflows the stack past ~100,000 arguments
+        }
       }
     }
     keys.sort((a, b) => compareKeys(a.key, b.key));
@@ -142,7 +144,7 @@ export async function mergeManifests(options: Partial<MergeOptions>): Promise<Me
     const digest = keysDigest(keys.map((k) => k.key));
     if (digest !== first.options.inputs.digest) throw mergeError(`the parts' input keys do not hash to the run's input digest`);
   } else {
-    for (const f of parts) skipped.push(...(await readErrors(path.join(f.dir, f.manifest.errors))));
+    for (const f of parts) for (const x of await readErrors(path.join(f.dir, f.manifest.errors))) skipped.push(x);
   }
   skipped = skipped.sort((a, b) => compareKeys(a.key, b.key));
 

@@ -38,7 +38,7 @@ export class OrderedPrefetch<T, R> {
   peakHeld = 0;
 
   constructor(
-    private readonly items: readonly T[],
+    private readonly items: ArrayLike<T>,
     private readonly fn: (item: T, index: number) => Promise<R>,
     options: PrefetchOptions,
   ) {

@@ -55,7 +55,7 @@ import {
   type TokenManifest,
 } from '../core/shard-format';
 import { writeFileAtomic } from '../io/atomic';
-import { enumerateInputs, type DatasetInput } from '../io/dataset/inputs';
+import { enumerateInputs, type DatasetInput, type InputList } from '../io/dataset/inputs';
 import { loadLabelMap } from '../io/dataset/labels';
 import { prepareOutDir } from '../io/dataset/outdir';
 import { LoadWorkers } from '../io/dataset/load-workers';
@@ -220,7 +220,7 @@ interface Plan {
   runOptions: RunOptions;
   run: string;
   /** This part's inputs, in order. */
-  inputs: DatasetInput[];
+  inputs: InputList;
   labels: Map<string, Partial<{ label: string | number | null; caption: string | null }>> | null;
 }
 
@@ -297,7 +297,7 @@ async function plan({ opts, tokenizer, part }: Checked): Promise<Plan> {
     parts: part.count,
     inputs: { count: all.inputs.length, digest: all.digest },
   };
-  const inputs = part.count === 1 ? all.inputs : all.inputs.filter((_, j) => j % part.count === part.index);
+  const inputs = part.count === 1 ? all.inputs : all.inputs.part(part.index, part.count);
   return { opts, tokenizer, part, runOptions, run: sha256Hex(canonicalJson(runOptions)), inputs, labels };
 }
 
@@ -360,10 +360,12 @@ async function tokenizePlanned(p: Plan, t0: number, image: LoadContext['image'],
   const todo: number[] = [];
   for (let k = 0; k < nShards; k++) if (!done.has(k)) todo.push(k);
   const resumed = done.size;
-  const work: DatasetInput[] = [];
+  // The inputs to do, as indices into `inputs` (each one's object is built only when it is loaded).
+  const work = new Uint32Array(todo.reduce((n, k) => n + slice(k)[1] - slice(k)[0], 0));
+  let at = 0;
   for (const k of todo) {
     const [a, b] = slice(k);
-    for (let j = a; j < b; j++) work.push(inputs[j]);
+    for (let j = a; j < b; j++) work[at++] = j;
   }
 
   const [h, w] = tokenizer.gridShape;
@@ -386,7 +388,7 @@ async function tokenizePlanned(p: Plan, t0: number, image: LoadContext['image'],
   workers?.setFallback(loadHere);
   const load = (input: DatasetInput, i: number): Promise<LoadResult> =>
     (workers && (i >= B || workers.ready) ? workers.load(input) : loadHere(input)).then((r) => withLabels(r, p.labels));
-  const prefetch = new OrderedPrefetch<DatasetInput, LoadResult>(work, load, workers ? { concurrency: window, window, chunk: B } : { concurrency: opts.concurrency, window });
+  const prefetch = new OrderedPrefetch<number, LoadResult>(work, (j, i) => load(inputs.get(j), i), workers ? { concurrency: window, window, chunk: B } : { concurrency: opts.concurrency, window });
   const batchBuf = new Float32Array(B * perImage); // [B, S, S, 3]
 
   let records = 0;
@@ -549,7 +551,9 @@ async function adoptShard(file: string, name: string, k: number, slice: [number,
     throw new VtokError('INVALID_OPTION', `Refusing to resume in ${path.dirname(file)}: ${name} belongs to another run (options or inputs differ); choose another folder`, { subject: 'out' });
   }
   const keys = [...s.records.map((r) => r.key), ...s.skipped.map((x) => x.key)].sort();
-  const expect = p.inputs.slice(slice[0], slice[1]).map((x) => x.key).sort();
+  const expect: string[] = [];
+  for (let j = slice[0]; j < slice[1]; j++) expect.push(p.inputs.key(j));
+  expect.sort();
   const same = s.shard === k && s.slice[0] === slice[0] && s.slice[1] === slice[1] && keys.length === expect.length && keys.every((key, i) => key === expect[i]);
   if (!same) return null;
   return {

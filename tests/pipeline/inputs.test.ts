@@ -21,7 +21,9 @@ describe('enumerateInputs', () => {
   afterAll(() => fsp.rm(root, { recursive: true, force: true }));
 
   test('a folder: keys relative to it, sorted, sidecars attached, other files marked not-image, hidden ignored', async () => {
-    const { inputs, digest } = await enumerateInputs([path.join(root, 'd')]);
+    const set = await enumerateInputs([path.join(root, 'd')]);
+    const inputs = set.inputs.toArray();
+    const digest = set.digest;
     expect(inputs.map((x) => x.key)).toEqual(['a.jpg', 'b.png', 'notes.md', 'orphan.txt', 'sub/c.PNG', 'w.seg.png']);
     const by = Object.fromEntries(inputs.map((x) => [x.key, x]));
     expect(by['a.jpg'].sidecars.map((s) => s.ext)).toEqual(['txt']);
@@ -34,24 +36,24 @@ describe('enumerateInputs', () => {
     expect(digest).toBe(keysDigest(inputs.map((x) => x.key)));
     // without sidecars: the same inputs, no sidecars read
     const plain = await enumerateInputs([path.join(root, 'd')], { sidecars: false, exclude: [] });
-    expect(plain.inputs.map((x) => x.key)).toEqual(inputs.map((x) => x.key));
-    expect(plain.inputs.every((x) => x.sidecars.length === 0)).toBe(true);
+    expect(plain.inputs.toArray().map((x) => x.key)).toEqual(inputs.map((x) => x.key));
+    expect(plain.inputs.toArray().every((x) => x.sidecars.length === 0)).toBe(true);
   });
 
   test('globs, single files and file lists; order does not depend on argument order', async () => {
     const g = await enumerateInputs([path.join(root, 'd/**/*.{png,PNG}')]);
-    expect(g.inputs.map((x) => x.key)).toEqual(['b.png', 'sub/c.PNG', 'w.seg.png']);
+    expect(g.inputs.toArray().map((x) => x.key)).toEqual(['b.png', 'sub/c.PNG', 'w.seg.png']);
     const list = path.join(root, 'list.txt');
     await fsp.writeFile(list, '# images\nd/b.png\n\n./d/a.jpg\nd/missing.png\n');
     const l = await enumerateInputs([`@${list}`]);
-    expect(l.inputs.map((x) => x.key)).toEqual(['d/a.jpg', 'd/b.png', 'd/missing.png']);
-    expect(l.inputs[0].sidecars.map((s) => s.ext)).toEqual(['txt']);
-    expect(l.inputs[2].problem).toEqual({ reason: 'unreadable', code: 'FILE_NOT_FOUND', message: `Could not read ${path.join(root, 'd/missing.png')}: no such file` });
+    expect(l.inputs.toArray().map((x) => x.key)).toEqual(['d/a.jpg', 'd/b.png', 'd/missing.png']);
+    expect(l.inputs.get(0).sidecars.map((s) => s.ext)).toEqual(['txt']);
+    expect(l.inputs.get(2).problem).toEqual({ reason: 'unreadable', code: 'FILE_NOT_FOUND', message: `Could not read ${path.join(root, 'd/missing.png')}: no such file` });
     const l2 = await enumerateInputs([list]); // a .txt file given as input is a list too
     expect(l2.digest).toBe(l.digest);
     const a = await enumerateInputs([path.join(root, 'd/b.png'), path.join(root, 'd/a.jpg')]);
     const b = await enumerateInputs([path.join(root, 'd/a.jpg'), path.join(root, 'd/b.png')]);
-    expect(a.inputs.map((x) => x.key)).toEqual(['a.jpg', 'b.png']);
+    expect(a.inputs.toArray().map((x) => x.key)).toEqual(['a.jpg', 'b.png']);
     expect(a.digest).toBe(b.digest);
   });
 
@@ -83,19 +85,62 @@ describe('enumerateInputs', () => {
     ]);
     const bytes = await fsp.readFile(path.join(root, 't/shard-000.tar'));
     expect(bytes.subarray(members[4].offset, members[4].offset + 1000).every((b) => b === 7)).toBe(true);
-    const { inputs } = await enumerateInputs([path.join(root, 't')]);
+    const inputs = (await enumerateInputs([path.join(root, 't')])).inputs.toArray();
     expect(inputs.map((x) => x.key)).toEqual(['shard-000.tar/000001.png', 'shard-000.tar/000002.jpg', 'shard-000.tar/sub/000003.webp']);
     expect(inputs[0].source).toBe(`${path.join(root, 't/shard-000.tar')}:000001.png`);
     expect(inputs[0].sidecars.map((s) => s.ext).sort()).toEqual(['cls', 'txt']);
     // a cut archive: the last member's data is incomplete
     await touch(root, 'cut.tar', tar.subarray(0, members[4].offset + 100));
     const cut = await enumerateInputs([path.join(root, 'cut.tar')]);
-    expect(cut.inputs.find((x) => x.key.endsWith('000003.webp'))?.problem?.reason).toBe('truncated');
+    expect(cut.inputs.toArray().find((x) => x.key.endsWith('000003.webp'))?.problem?.reason).toBe('truncated');
     // not a tar, compressed tar
     await touch(root, 'fake.tar', Buffer.alloc(1024, 65));
     await expect(enumerateInputs([path.join(root, 'fake.tar')])).rejects.toThrow(/not a tar archive, or damaged at byte 0 \(header checksum mismatch\)/);
     await touch(root, 'z.tar.gz', 'x');
     await expect(enumerateInputs([path.join(root, 'z.tar.gz')])).rejects.toThrow(/compressed tar archives are not supported/);
+  });
+
+  test('paths, sources and sidecars are derived from keys exactly, whatever the spelling of the inputs', async () => {
+    const dir = path.join(root, 'x');
+    await touch(dir, 'p.png');
+    await touch(dir, 'p.TXT', 'upper-case extension');
+    await touch(dir, 'q.r.png');
+    await touch(dir, 'q.json', '{}');
+    await touch(dir, 'q.r.cls', '1');
+    const list = path.join(root, 'x-list.txt');
+    await fsp.writeFile(list, `x//p.png\n${dir}//q.r.png\nx\\nope.png\n`);
+    const listed = (await enumerateInputs([`@${list}`])).inputs;
+    // An absolute line keeps its spelling as the path ('//'), and on POSIX a backslash is part of a name; keys are normalized.
+    expect(listed.toArray().map((x) => [x.key, x.file, x.source, x.sidecars.map((s) => s.file), x.problem?.message ?? null])).toEqual([
+      [path.join(dir, 'q.r.png'), `${dir}//q.r.png`, `${dir}//q.r.png`, [`${dir}/q.r.cls`], null],
+      ['x/nope.png', path.join(root, 'x\\nope.png'), path.join(root, 'x\\nope.png'), [], `Could not read ${path.join(root, 'x\\nope.png')}: no such file`],
+      ['x/p.png', path.join(dir, 'p.png'), path.join(dir, 'p.png'), [], null], // beside a listed file only the exact names count: p.txt, not p.TXT
+    ]);
+    // tar members: sidecar bytes located inside the archive
+    const tar = makeTar([
+      ['a.png', Buffer.from('png')],
+      ['a.TXT', Buffer.from('caption')],
+    ]);
+    await touch(root, 'y/s.tar', tar);
+    const members = await listTar(path.join(root, 'y/s.tar'));
+    const [a] = (await enumerateInputs([path.join(root, 'y')])).inputs.toArray();
+    expect(a.sidecars).toEqual([{ file: path.join(root, 'y/s.tar'), offset: members[1].offset, size: 7, member: true, ext: 'txt', name: `${path.join(root, 'y/s.tar')}:a.TXT` }]);
+  });
+
+  test('parts of the list and indices', async () => {
+    const { inputs } = await enumerateInputs([path.join(root, 'd')]);
+    const keys = inputs.toArray().map((x) => x.key);
+    for (const n of [1, 2, 4, 7]) {
+      for (let i = 0; i < n; i++) {
+        const p = inputs.part(i, n);
+        expect(p.toArray().map((x) => x.key)).toEqual(keys.filter((_, j) => j % n === i));
+        expect(p.length === 0 ? [] : [p.key(p.length - 1)]).toEqual(keys.filter((_, j) => j % n === i).slice(-1));
+      }
+    }
+    expect(inputs.part(1, 2).part(1, 2).toArray().map((x) => x.key)).toEqual(keys.filter((_, j) => j % 4 === 3));
+    expect(() => inputs.get(keys.length)).toThrow(`Input index ${keys.length} is outside 0..${keys.length - 1}`);
+    expect(() => inputs.key(-1)).toThrow(RangeError);
+    expect(() => inputs.part(2, 2)).toThrow('Part 2 of 2 does not exist');
   });
 
   test('labels from CSV and JSONL mapping files', async () => {

@@ -46,7 +46,7 @@ function plain(r: LoadResult): unknown {
 
 describe('LoadWorkers', () => {
   test.each([1, 2])('with %i workers, every input loads exactly as on the main thread (pixels, sha256, size, sidecars, skip reasons and messages)', async (count) => {
-    const { inputs } = await enumerateInputs([dir]);
+    const inputs = (await enumerateInputs([dir])).inputs.toArray();
     expect(inputs.length).toBe(14);
     const reader = new RangeReader();
     const here = await Promise.all(inputs.map((x) => loadInputUnlabelled(x, { ...settings, reader })));
@@ -85,7 +85,7 @@ describe('LoadWorkers', () => {
   });
 
   test('a worker that dies fails its pending loads with an error naming the input; later loads fail too', async () => {
-    const { inputs } = await enumerateInputs([dir]);
+    const inputs = (await enumerateInputs([dir])).inputs.toArray();
     const workers = new LoadWorkers(1, settings, new PixelPool(S * S * 3));
     try {
       await workers.whenReady();
@@ -101,7 +101,7 @@ describe('LoadWorkers', () => {
   });
 
   test('a worker that stops before it is ready leaves its loads to the fallback, which loads the same', async () => {
-    const { inputs } = await enumerateInputs([dir]);
+    const inputs = (await enumerateInputs([dir])).inputs.toArray();
     const reader = new RangeReader();
     const here = (x: (typeof inputs)[number]): Promise<LoadResult> => loadInputUnlabelled(x, { ...settings, reader });
     const workers = new LoadWorkers(1, settings, new PixelPool(S * S * 3));

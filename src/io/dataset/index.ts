@@ -1,5 +1,5 @@
 /** Dataset files on disk: inputs (folders, globs, lists, tars), labels, token shards, manifests. */
-export { enumerateInputs, keysDigest, IMAGE_EXTS } from './inputs';
+export { enumerateInputs, keysDigest, IMAGE_EXTS, InputList } from './inputs';
 export type { DatasetInput, InputSet, EnumerateOptions, Sidecar } from './inputs';
 export { loadLabelMap, lookupLabels, parseCsv, parseSidecar, SIDECAR_EXTS } from './labels';
 export type { TextFields, LabelMap } from './labels';

@@ -28,6 +28,12 @@
  * extension is not an image format is an input that is skipped as
  * 'not-image' (so it appears in errors.jsonl, nothing is dropped silently).
  * Paths in a file list are always decoded, whatever their extension.
+ *
+ * Memory: a run holds its whole input list, and a million inputs is an
+ * ordinary dataset, so the list is kept in columns (InputList): each input's
+ * key as a string, its numbers in typed arrays, and everything that follows
+ * from them (path, source, sidecar paths, skip messages) derived when get(i)
+ * builds the input's object. Measure with bench/inputs.ts.
  */
 import { createHash } from 'node:crypto';
 import { promises as fsp, statSync, type Stats } from 'node:fs';
@@ -36,7 +42,7 @@ import { VtokError } from '../../core/errors';
 import type { SkipReason } from '../../core/pipeline-types';
 import { compareKeys, expandGlob, hasGlob, walkFiles } from './glob';
 import { SIDECAR_EXTS, type SidecarExt } from './labels';
-import { listTar, isCompressedTar, type TarMember } from './tar';
+import { listTar, isCompressedTar } from './tar';
 
 /** Extensions read as images in folders, globs and tars. */
 export const IMAGE_EXTS = ['jpg', 'jpeg', 'jpe', 'jfif', 'png', 'webp', 'tif', 'tiff', 'gif', 'avif', 'heic', 'heif'];
@@ -76,24 +82,73 @@ export interface EnumerateOptions {
 
 /** The enumerated inputs and the digest that identifies the set. */
 export interface InputSet {
-  inputs: DatasetInput[];
+  inputs: InputList;
   /** sha256 of the sorted keys joined by '\n'. */
   digest: string;
 }
 
-interface RawFile {
-  key: string;
-  /** Path to read, or the tar file for a member. */
-  file: string;
-  source: string;
-  offset: number;
-  size: number;
-  member: boolean;
-  /** Listed explicitly (file list, single file): decoded whatever its extension. */
-  explicit: boolean;
-  /** Known problem of a tar member (link, truncated). */
-  problem?: DatasetInput['problem'];
+/**
+ * Where the paths of a group of files come from: the file's path is derived
+ * from its key (and checked against the real one when the file is added; a
+ * path that does not follow, say a list line `a//b.png`, is kept as it is).
+ */
+type Origin =
+  /** A folder, glob or file list: the file is `dir` joined with the key ('' for a list's absolute paths). Listed files are `explicit`. */
+  | { kind: 'dir'; dir: string; explicit: boolean }
+  /** One file named as an input (explicit). */
+  | { kind: 'file'; file: string }
+  /** A tar archive: a member's path inside `file` is the key after its first `skip` characters. */
+  | { kind: 'tar'; file: string; skip: number };
+
+function originFile(o: Origin, key: string): string {
+  return o.kind === 'dir' ? path.join(o.dir, key) : o.file;
 }
+
+function originSource(o: Origin, key: string, file: string): string {
+  return o.kind === 'tar' ? `${o.file}:${key.slice(o.skip)}` : file;
+}
+
+// What is known to be wrong with an input before it is read (column `problem`).
+const OK = 0;
+const LINK = 1;
+const NOT_REGULAR = 2;
+const TRUNCATED = 3;
+const NOT_IMAGE = 4;
+const ORPHAN_SIDECAR = 5;
+const MISSING = 6;
+
+function problemOf(code: number, source: string, key: string, size: number): DatasetInput['problem'] {
+  switch (code) {
+    case OK:
+      return null;
+    case LINK:
+      return { reason: 'unreadable', code: 'INVALID_INPUT', message: `Could not read ${source}: links inside tar archives are not followed` };
+    case NOT_REGULAR:
+      return { reason: 'unreadable', code: 'INVALID_INPUT', message: `Could not read ${source}: not a regular file` };
+    case TRUNCATED:
+      return { reason: 'truncated', code: 'IO', message: `Could not read ${source}: the archive ends before this member's ${size} bytes do` };
+    case NOT_IMAGE:
+      return { reason: 'not-image', code: 'IMAGE_DECODE', message: `Skipped ${source}: .${extOf(key) || '(no extension)'} is not an image file extension` };
+    case ORPHAN_SIDECAR:
+      return {
+        reason: 'not-image',
+        code: 'IMAGE_DECODE',
+        message: `Skipped ${source}: .${extOf(key)} is not an image file extension (and no image of the same name was found for it to describe)`,
+      };
+    case MISSING:
+      return { reason: 'unreadable', code: 'FILE_NOT_FOUND', message: `Could not read ${source}: no such file` };
+    default:
+      throw new RangeError(`unknown input problem ${code}`);
+  }
+}
+
+// How a sidecar's path follows from its image's (column `code`, bits 2-3; bits 0-1 index SIDECAR_EXTS).
+/** Next to a listed file: its stem (up to the last dot) and the extension. */
+const BESIDE_FILE = 0;
+/** Same folder (or archive folder), the image's name up to its last dot. */
+const LAST_DOT = 1;
+/** Same folder, the image's name up to its first dot (WebDataset). */
+const FIRST_DOT = 2;
 
 function extOf(name: string): string {
   const base = name.slice(name.lastIndexOf('/') + 1);
@@ -101,15 +156,134 @@ function extOf(name: string): string {
   return dot > 0 ? base.slice(dot + 1).toLowerCase() : '';
 }
 
+function isSidecarExt(ext: string): boolean {
+  return (SIDECAR_EXTS as readonly string[]).includes(ext);
+}
+
 function hidden(rel: string): boolean {
   return rel.split('/').some((s) => s.startsWith('.'));
 }
 
+/** A key's folder part (with its '/') and the stems of its name up to the last and the first dot. */
+function stemsOf(key: string): { dir: string; last: string; first: string } {
+  const slash = key.lastIndexOf('/');
+  const base = key.slice(slash + 1);
+  const lastDot = base.lastIndexOf('.');
+  const firstDot = base.indexOf('.');
+  return { dir: key.slice(0, slash + 1), last: lastDot > 0 ? base.slice(0, lastDot) : base, first: firstDot > 0 ? base.slice(0, firstDot) : base };
+}
+
 /** Digest of a sorted key list. */
-export function keysDigest(keys: readonly string[]): string {
+export function keysDigest(keys: Iterable<string>): string {
   const h = createHash('sha256');
-  keys.forEach((k, i) => h.update(i === 0 ? k : `\n${k}`));
+  let first = true;
+  for (const k of keys) {
+    h.update(first ? k : `\n${k}`);
+    first = false;
+  }
   return h.digest('hex');
+}
+
+/** The columns of an input list (see InputList). */
+interface Columns {
+  origins: Origin[];
+  keys: string[];
+  origin: Uint32Array;
+  offset: Float64Array;
+  size: Float64Array;
+  problem: Uint8Array;
+  /** Paths that do not follow from the key and origin, by row. */
+  files: Map<number, string>;
+  /** Input i's sidecars are sidecar rows sidecarAt[i] to sidecarAt[i] + sidecarCount[i] - 1. */
+  sidecarAt: Uint32Array;
+  sidecarCount: Uint8Array;
+  sidecar: {
+    offset: Float64Array;
+    size: Float64Array;
+    /** SIDECAR_EXTS index | how the path follows (BESIDE_FILE, LAST_DOT, FIRST_DOT) << 2. */
+    code: Uint8Array;
+    /** Keys that do not follow from the image's (an upper-case extension), by sidecar row. */
+    keys: Map<number, string>;
+    files: Map<number, string>;
+  };
+}
+
+/**
+ * The inputs of a run in key order, held compactly: get(i) builds input i's
+ * object (for a batch at a time), key(i) reads only its key.
+ *
+ * Example:
+ *   const { inputs } = await enumerateInputs(['photos/']);
+ *   for (let i = 0; i < inputs.length; i++) load(inputs.get(i));
+ *   inputs.part(0, 4)   // inputs 0, 4, 8, ... as a list of their own
+ */
+export class InputList {
+  readonly length: number;
+
+  /** Rows first, first + step, ... of the columns (`length` of them). */
+  constructor(
+    private readonly c: Columns,
+    private readonly first = 0,
+    private readonly step = 1,
+    length?: number,
+  ) {
+    this.length = length ?? c.keys.length;
+  }
+
+  private row(i: number): number {
+    if (!Number.isInteger(i) || i < 0 || i >= this.length) throw new RangeError(`Input index ${i} is outside 0..${this.length - 1}`);
+    return this.first + i * this.step;
+  }
+
+  key(i: number): string {
+    return this.c.keys[this.row(i)];
+  }
+
+  get(i: number): DatasetInput {
+    const c = this.c;
+    const r = this.row(i);
+    const key = c.keys[r];
+    const o = c.origins[c.origin[r]];
+    const file = c.files.get(r) ?? originFile(o, key);
+    const source = originSource(o, key, file);
+    const sidecars: Sidecar[] = [];
+    const s0 = c.sidecarAt[r];
+    for (let s = s0; s < s0 + c.sidecarCount[r]; s++) sidecars.push(this.sidecar(s, key, file, o));
+    return { key, source, file, offset: c.offset[r], size: c.size[r], member: o.kind === 'tar', sidecars, problem: problemOf(c.problem[r], source, key, c.size[r]) };
+  }
+
+  private sidecar(s: number, key: string, file: string, o: Origin): Sidecar {
+    const t = this.c.sidecar;
+    const ext = SIDECAR_EXTS[t.code[s] & 3];
+    const how = t.code[s] >> 2;
+    const at = { offset: t.offset[s], size: t.size[s], member: o.kind === 'tar', ext };
+    if (how === BESIDE_FILE) {
+      const f = path.join(path.dirname(file), `${stemsOf(path.basename(file)).last}.${ext}`);
+      return { file: f, ...at, name: f };
+    }
+    const stems = stemsOf(key);
+    const scKey = t.keys.get(s) ?? `${stems.dir}${how === LAST_DOT ? stems.last : stems.first}.${ext}`;
+    const f = t.files.get(s) ?? originFile(o, scKey);
+    return { file: f, ...at, name: originSource(o, scKey, f) };
+  }
+
+  /** Inputs index, index + count, index + 2 * count, ... (part `index` of `count`). */
+  part(index: number, count: number): InputList {
+    if (!(Number.isInteger(count) && count >= 1 && Number.isInteger(index) && index >= 0 && index < count)) {
+      throw new RangeError(`Part ${index} of ${count} does not exist`);
+    }
+    const n = index < this.length ? Math.floor((this.length - 1 - index) / count) + 1 : 0;
+    return new InputList(this.c, this.first + index * this.step, this.step * count, n);
+  }
+
+  *[Symbol.iterator](): Iterator<DatasetInput> {
+    for (let i = 0; i < this.length; i++) yield this.get(i);
+  }
+
+  /** Every input as an object (for small lists: tests, tools). */
+  toArray(): DatasetInput[] {
+    return [...this];
+  }
 }
 
 /**
@@ -117,25 +291,158 @@ export function keysDigest(keys: readonly string[]): string {
  *
  * Example:
  *   const { inputs, digest } = await enumerateInputs(['photos/', 'extra/*.jpg', 'shards/000.tar']);
- *   inputs[0].key === 'a/001.png'
+ *   inputs.key(0) === 'a/001.png'
  */
 export async function enumerateInputs(specs: readonly string[], options: EnumerateOptions = { sidecars: true, exclude: [] }): Promise<InputSet> {
   const exclude = new Excluded(options.exclude);
-  const groups: RawFile[][] = [];
-  for (const spec of specs) groups.push(await expandSpec(spec, exclude));
-  const all: DatasetInput[] = [];
-  for (const g of groups) all.push(...(await attachSidecars(g, options.sidecars)));
-  all.sort((a, b) => compareKeys(a.key, b.key));
-  for (let i = 1; i < all.length; i++) {
-    if (all[i].key === all[i - 1].key) {
+  const files = new Files();
+  const found = new Found();
+  for (const spec of specs) {
+    const start = files.keys.length;
+    await expandSpec(spec, exclude, files);
+    attachSidecars(files, start, files.keys.length, options.sidecars, found);
+  }
+  const c = found.columns(files);
+  const keys = c.keys;
+  for (let i = 1; i < keys.length; i++) {
+    if (keys[i] === keys[i - 1]) {
+      const list = new InputList(c);
       throw new VtokError(
         'INVALID_INPUT',
-        `Two inputs have the key ${JSON.stringify(all[i].key)}: ${all[i - 1].source} and ${all[i].source}; keys must be unique (pass a common parent folder instead of both, so that keys keep their folder names)`,
-        { subject: all[i].key },
+        `Two inputs have the key ${JSON.stringify(keys[i])}: ${list.get(i - 1).source} and ${list.get(i).source}; keys must be unique (pass a common parent folder instead of both, so that keys keep their folder names)`,
+        { subject: keys[i] },
       );
     }
   }
-  return { inputs: all, digest: keysDigest(all.map((x) => x.key)) };
+  return { inputs: new InputList(c), digest: keysDigest(keys) };
+}
+
+/** A typed array that grows by doubling: a column being built (a JS number array takes 8 bytes a value, more as it grows). */
+class Column<A extends Float64Array | Uint32Array | Uint8Array> {
+  length = 0;
+  constructor(
+    private data: A,
+    private readonly make: (n: number) => A,
+  ) {}
+  push(v: number): void {
+    if (this.length === this.data.length) {
+      const bigger = this.make(this.data.length * 2);
+      bigger.set(this.data);
+      this.data = bigger;
+    }
+    this.data[this.length++] = v;
+  }
+  at(i: number): number {
+    return this.data[i];
+  }
+  /** The values as an array of their own length. */
+  done(): A {
+    return this.data.slice(0, this.length) as A;
+  }
+}
+
+const f64 = (): Column<Float64Array> => new Column(new Float64Array(256), (n) => new Float64Array(n));
+const u32 = (): Column<Uint32Array> => new Column(new Uint32Array(256), (n) => new Uint32Array(n));
+const u8 = (): Column<Uint8Array> => new Column(new Uint8Array(256), (n) => new Uint8Array(n));
+
+/** Every file the specs name (images, sidecars, other files), in the order found. */
+class Files {
+  readonly origins: Origin[] = [];
+  readonly keys: string[] = [];
+  readonly origin = u32();
+  readonly offset = f64();
+  /** Size in bytes; -1 for a listed file that does not exist. */
+  readonly size = f64();
+  readonly problem = u8();
+  readonly files = new Map<number, string>();
+
+  addOrigin(o: Origin): number {
+    this.origins.push(o);
+    return this.origins.length - 1;
+  }
+
+  add(key: string, origin: number, file: string, offset: number, size: number, problem: number): void {
+    if (originFile(this.origins[origin], key) !== file) this.files.set(this.keys.length, file);
+    this.keys.push(key);
+    this.origin.push(origin);
+    this.offset.push(offset);
+    this.size.push(size);
+    this.problem.push(problem);
+  }
+
+  explicit(i: number): boolean {
+    const o = this.origins[this.origin.at(i)];
+    return o.kind === 'file' || (o.kind === 'dir' && o.explicit);
+  }
+
+  file(i: number): string {
+    return this.files.get(i) ?? originFile(this.origins[this.origin.at(i)], this.keys[i]);
+  }
+}
+
+/** The inputs chosen from Files (rows of it), with their problems and sidecars, before sorting. */
+class Found {
+  readonly row = u32();
+  readonly problem = u8();
+  readonly sidecarAt = u32();
+  readonly sidecarCount = u8();
+  readonly sidecar = { offset: f64(), size: f64(), code: u8(), keys: new Map<number, string>(), files: new Map<number, string>() };
+
+  addInput(row: number, problem: number, sidecarAt: number): void {
+    this.row.push(row);
+    this.problem.push(problem);
+    this.sidecarAt.push(sidecarAt);
+    this.sidecarCount.push(this.sidecar.code.length - sidecarAt);
+  }
+
+  addSidecar(offset: number, size: number, ext: string, how: number, key?: string, file?: string): void {
+    const t = this.sidecar;
+    const s = t.code.length;
+    t.offset.push(offset);
+    t.size.push(size);
+    t.code.push((SIDECAR_EXTS as readonly string[]).indexOf(ext) | (how << 2));
+    if (key !== undefined) t.keys.set(s, key);
+    if (file !== undefined) t.files.set(s, file);
+  }
+
+  /** The inputs sorted by key (stable: equal keys keep the order found, for the collision message), as columns. */
+  columns(f: Files): Columns {
+    const n = this.row.length;
+    const order = Array.from({ length: n }, (_, i) => i);
+    order.sort((a, b) => compareKeys(f.keys[this.row.at(a)], f.keys[this.row.at(b)]));
+    const c: Columns = {
+      origins: f.origins,
+      keys: new Array<string>(n),
+      origin: new Uint32Array(n),
+      offset: new Float64Array(n),
+      size: new Float64Array(n),
+      problem: new Uint8Array(n),
+      files: new Map(),
+      sidecarAt: new Uint32Array(n),
+      sidecarCount: new Uint8Array(n),
+      sidecar: {
+        offset: this.sidecar.offset.done(),
+        size: this.sidecar.size.done(),
+        code: this.sidecar.code.done(),
+        keys: this.sidecar.keys,
+        files: this.sidecar.files,
+      },
+    };
+    for (let i = 0; i < n; i++) {
+      const j = order[i];
+      const r = this.row.at(j);
+      c.keys[i] = f.keys[r];
+      c.origin[i] = f.origin.at(r);
+      c.offset[i] = f.offset.at(r);
+      c.size[i] = Math.max(0, f.size.at(r));
+      c.problem[i] = this.problem.at(j);
+      c.sidecarAt[i] = this.sidecarAt.at(j);
+      c.sidecarCount[i] = this.sidecarCount.at(j);
+      const file = f.files.get(r);
+      if (file !== undefined) c.files.set(i, file);
+    }
+    return c;
+  }
 }
 
 /** Paths (files or folders) to leave out. */
@@ -145,6 +452,7 @@ class Excluded {
     this.paths = paths.map((p) => path.resolve(p));
   }
   has(p: string): boolean {
+    if (this.paths.length === 0) return false;
     const abs = path.resolve(p);
     return this.paths.some((x) => abs === x || abs.startsWith(x + path.sep));
   }
@@ -164,61 +472,53 @@ function statOrNull(p: string): Stats | null {
   }
 }
 
-async function expandSpec(spec: string, exclude: Excluded): Promise<RawFile[]> {
+async function expandSpec(spec: string, exclude: Excluded, out: Files): Promise<void> {
   if (typeof spec !== 'string' || spec === '') throw new VtokError('INVALID_OPTION', `Expected a path, glob or @list for an input but received ${JSON.stringify(spec)}`, { subject: 'inputs' });
-  if (spec.startsWith('@')) return readFileList(spec.slice(1), exclude);
+  if (spec.startsWith('@')) return readFileList(spec.slice(1), exclude, out);
   const st = statOrNull(spec);
-  if (st?.isDirectory()) {
-    const files = await walkFiles(spec);
-    return expandFiles(spec, files, exclude);
-  }
+  if (st?.isDirectory()) return expandFiles(spec, await walkFiles(spec), exclude, out);
   if (st?.isFile()) {
     const name = path.basename(spec);
-    if (isCompressedTar(spec) || extOf(name) === 'tar') return tarFiles(spec, name, exclude);
-    if (LIST_EXTS.includes(extOf(name))) return readFileList(spec, exclude);
-    return [{ key: name, file: spec, source: spec, offset: 0, size: st.size, member: false, explicit: true }];
+    if (isCompressedTar(spec) || extOf(name) === 'tar') return tarFiles(spec, name, exclude, out);
+    if (LIST_EXTS.includes(extOf(name))) return readFileList(spec, exclude, out);
+    out.add(name, out.addOrigin({ kind: 'file', file: spec }), spec, 0, st.size, OK);
+    return;
   }
   if (hasGlob(spec)) {
     const { root, files } = await expandGlob(spec);
     if (files.length === 0) throw new VtokError('FILE_NOT_FOUND', `The input pattern ${spec} matches no files`, { subject: spec });
-    return expandFiles(root, files, exclude);
+    return expandFiles(root, files, exclude, out);
   }
   throw new VtokError('FILE_NOT_FOUND', `Could not find input ${spec}: no such file or folder`, { subject: spec });
 }
 
 /** Files under a root (folder walk or glob), with tar archives opened. */
-async function expandFiles(root: string, rels: string[], exclude: Excluded): Promise<RawFile[]> {
-  const out: RawFile[] = [];
+async function expandFiles(root: string, rels: string[], exclude: Excluded, out: Files): Promise<void> {
+  const origin = out.addOrigin({ kind: 'dir', dir: root, explicit: false });
   for (const rel of rels) {
     if (hidden(rel)) continue;
     const file = path.join(root, rel);
     if (exclude.has(file)) continue;
     if (extOf(rel) === 'tar' || isCompressedTar(rel)) {
-      out.push(...(await tarFiles(file, rel, exclude)));
+      await tarFiles(file, rel, exclude, out);
       continue;
     }
-    const st = statOrNull(file);
-    out.push({ key: rel, file, source: file, offset: 0, size: st?.size ?? 0, member: false, explicit: false });
+    out.add(rel, origin, file, 0, statOrNull(file)?.size ?? 0, OK);
   }
-  return out;
 }
 
-async function tarFiles(file: string, key: string, exclude: Excluded): Promise<RawFile[]> {
-  if (exclude.has(file)) return [];
-  let members: TarMember[];
-  members = await listTar(file);
-  members = members.filter((m) => m.name !== '' && !hidden(m.name));
-  return members.map((m) => {
-    const source = `${file}:${m.name}`;
-    let problem: DatasetInput['problem'] = null;
-    if (m.type === 'link') problem = { reason: 'unreadable', code: 'INVALID_INPUT', message: `Could not read ${source}: links inside tar archives are not followed` };
-    else if (m.type === 'other') problem = { reason: 'unreadable', code: 'INVALID_INPUT', message: `Could not read ${source}: not a regular file` };
-    else if (m.truncated) problem = { reason: 'truncated', code: 'IO', message: `Could not read ${source}: the archive ends before this member's ${m.size} bytes do` };
-    return { key: `${key}/${m.name}`, file, source, offset: m.offset, size: m.size, member: true, explicit: false, problem };
-  });
+async function tarFiles(file: string, key: string, exclude: Excluded, out: Files): Promise<void> {
+  if (exclude.has(file)) return;
+  const members = await listTar(file);
+  const origin = out.addOrigin({ kind: 'tar', file, skip: key.length + 1 });
+  for (const m of members) {
+    if (m.name === '' || hidden(m.name)) continue;
+    const problem = m.type === 'link' ? LINK : m.type === 'other' ? NOT_REGULAR : m.truncated ? TRUNCATED : OK;
+    out.add(`${key}/${m.name}`, origin, file, m.offset, m.size, problem);
+  }
 }
 
-async function readFileList(listFile: string, exclude: Excluded): Promise<RawFile[]> {
+async function readFileList(listFile: string, exclude: Excluded, out: Files): Promise<void> {
   let text: string;
   try {
     text = await fsp.readFile(listFile, 'utf8');
@@ -226,97 +526,94 @@ async function readFileList(listFile: string, exclude: Excluded): Promise<RawFil
     throw new VtokError('FILE_NOT_FOUND', `Could not read the file list ${listFile}: ${(err as Error).message}`, { subject: listFile, cause: err });
   }
   const base = path.dirname(listFile);
-  const out: RawFile[] = [];
-  for (const raw of text.split(/\r?\n/)) {
-    const line = raw.trim();
+  let relative = -1;
+  let absolute = -1;
+  // Line by line without splitting: a list of a million paths would otherwise stand as a million strings at once.
+  for (let at = 0; at < text.length; ) {
+    let nl = text.indexOf('\n', at);
+    if (nl < 0) nl = text.length;
+    const line = text.slice(at, nl).trim();
+    at = nl + 1;
     if (line === '' || line.startsWith('#')) continue;
     const file = path.isAbsolute(line) ? line : path.join(base, line);
     if (exclude.has(file)) continue;
     const key = path.posix.normalize(line.replace(/\\/g, '/')).replace(/^\.\//, '');
     if (extOf(line) === 'tar' || isCompressedTar(line)) {
-      out.push(...(await tarFiles(file, key, exclude)));
+      await tarFiles(file, key, exclude, out);
       continue;
     }
     const st = statOrNull(file);
-    out.push({ key, file, source: file, offset: 0, size: st?.isFile() ? st.size : -1, member: false, explicit: true });
+    let origin: number;
+    if (path.isAbsolute(line)) origin = absolute >= 0 ? absolute : (absolute = out.addOrigin({ kind: 'dir', dir: '', explicit: true }));
+    else origin = relative >= 0 ? relative : (relative = out.addOrigin({ kind: 'dir', dir: base, explicit: true }));
+    out.add(key, origin, file, 0, st?.isFile() ? st.size : -1, OK);
   }
-  return out;
 }
 
-/** Finds sidecars, drops the files that are sidecars, and marks non-image files. */
-async function attachSidecars(files: RawFile[], useSidecars: boolean): Promise<DatasetInput[]> {
-  // Sidecar candidates of the listed (folder/glob/tar) files, by "<file>|<dir/stem>".
-  const sidecarsByStem = new Map<string, RawFile[]>();
-  // A member's stem is only meaningful inside its archive; a file's stem is its path without the extension.
-  const stemKey = (f: RawFile, stem: string): string => (f.member ? `${f.file}\0${stem}` : stem);
-  const pathStem = (f: RawFile): string => (f.member ? f.source.slice(f.file.length + 1) : f.file);
-  for (const f of files) {
-    if (f.explicit) continue;
-    const p = pathStem(f);
-    const ext = extOf(p);
-    if ((SIDECAR_EXTS as readonly string[]).includes(ext)) {
-      const k = stemKey(f, p.slice(0, p.length - ext.length - 1));
-      const list = sidecarsByStem.get(k);
-      if (list) list.push(f);
-      else sidecarsByStem.set(k, [f]);
-    }
+/**
+ * Takes the inputs among files[start, end) (one spec's): finds each image's
+ * sidecars, leaves out the files that are sidecars, and marks non-image files.
+ */
+function attachSidecars(files: Files, start: number, end: number, useSidecars: boolean, out: Found): void {
+  // Sidecar-type files of folders, globs and tars, by key with the extension in lower case (first found wins).
+  const byKey = new Map<string, number>();
+  const ext = (i: number): string => extOf(files.keys[i]);
+  const sidecarFile = (i: number): boolean => !files.explicit(i) && isSidecarExt(ext(i));
+  for (let i = start; i < end; i++) {
+    if (!sidecarFile(i)) continue;
+    const key = files.keys[i];
+    const e = ext(i);
+    const k = key.endsWith(e) ? key : key.slice(0, key.length - e.length) + e;
+    if (!byKey.has(k)) byKey.set(k, i);
   }
-  const consumed = new Set<RawFile>();
-  const out: DatasetInput[] = [];
-  for (const f of files) {
-    if (!f.explicit && (SIDECAR_EXTS as readonly string[]).includes(extOf(pathStem(f)))) continue; // decided below
-    const isImage = f.explicit || IMAGE_EXTS.includes(extOf(pathStem(f)));
-    let sidecars: Sidecar[] = [];
-    if (isImage) {
-      const found = f.explicit && !f.member ? explicitSidecars(f) : stemSidecars(f, pathStem(f), sidecarsByStem, stemKey);
-      for (const s of found) consumed.add(s);
-      if (useSidecars) {
-        sidecars = found.map((s) => ({
-          file: s.file,
-          offset: s.offset,
-          size: s.size,
-          member: s.member,
-          ext: extOf(pathStem(s)) as SidecarExt,
-          name: s.source,
-        }));
+  const consumed = new Uint8Array(end - start);
+  for (let i = start; i < end; i++) {
+    if (sidecarFile(i)) continue; // decided below
+    const explicit = files.explicit(i);
+    const isImage = explicit || IMAGE_EXTS.includes(ext(i));
+    const at = out.sidecar.code.length;
+    if (isImage && explicit && useSidecars) {
+      besideFile(files.file(i), out);
+    } else if (isImage && !explicit) {
+      for (const [s, how] of stemSidecars(files, i, byKey)) {
+        consumed[s - start] = 1;
+        if (!useSidecars) continue;
+        const stems = stemsOf(files.keys[i]);
+        const derived = `${stems.dir}${how === LAST_DOT ? stems.last : stems.first}.${ext(s)}`;
+        out.addSidecar(files.offset.at(s), files.size.at(s), ext(s), how, derived === files.keys[s] ? undefined : files.keys[s], files.files.get(s));
       }
     }
-    let problem = f.problem ?? null;
-    if (!problem && !isImage) {
-      problem = { reason: 'not-image', code: 'IMAGE_DECODE', message: `Skipped ${f.source}: .${extOf(pathStem(f)) || '(no extension)'} is not an image file extension` };
-    }
-    if (!problem && f.size < 0) problem = { reason: 'unreadable', code: 'FILE_NOT_FOUND', message: `Could not read ${f.source}: no such file` };
-    out.push({ key: f.key, source: f.source, file: f.file, offset: f.offset, size: Math.max(0, f.size), member: f.member, sidecars, problem });
+    let problem = files.problem.at(i);
+    if (problem === OK && !isImage) problem = NOT_IMAGE;
+    if (problem === OK && files.size.at(i) < 0) problem = MISSING;
+    out.addInput(i, problem, at);
   }
   // Sidecar-type files that belong to no image are inputs of their own (skipped as not-image).
-  for (const f of files) {
-    if (f.explicit || consumed.has(f) || !(SIDECAR_EXTS as readonly string[]).includes(extOf(pathStem(f)))) continue;
-    out.push({
-      key: f.key,
-      source: f.source,
-      file: f.file,
-      offset: f.offset,
-      size: f.size,
-      member: f.member,
-      sidecars: [],
-      problem: f.problem ?? { reason: 'not-image', code: 'IMAGE_DECODE', message: `Skipped ${f.source}: .${extOf(pathStem(f))} is not an image file extension (and no image of the same name was found for it to describe)` },
-    });
+  for (let i = start; i < end; i++) {
+    if (sidecarFile(i) && consumed[i - start] === 0) out.addInput(i, files.problem.at(i) === OK ? ORPHAN_SIDECAR : files.problem.at(i), out.sidecar.code.length);
   }
-  return out;
 }
 
-/** Sidecars of a folder/glob/tar image: same stem (after the last dot, else after the first dot). */
-function stemSidecars(f: RawFile, p: string, byStem: Map<string, RawFile[]>, stemKey: (f: RawFile, stem: string) => string): RawFile[] {
-  const slash = p.lastIndexOf('/');
-  const dir = p.slice(0, slash + 1);
-  const base = p.slice(slash + 1);
-  const lastDot = base.lastIndexOf('.');
-  const firstDot = base.indexOf('.');
-  const found = new Map<string, RawFile>();
-  for (const stem of [lastDot > 0 ? base.slice(0, lastDot) : base, firstDot > 0 ? base.slice(0, firstDot) : base]) {
-    for (const s of byStem.get(stemKey(f, dir + stem)) ?? []) {
-      const ext = extOf(s.key);
-      if (!found.has(ext)) found.set(ext, s);
+/**
+ * Sidecars of a folder/glob/tar image, as [file row, how its key follows]:
+ * same folder and origin, same stem (up to the image name's last dot, else
+ * up to its first), one per extension, the first found.
+ */
+function stemSidecars(files: Files, i: number, byKey: Map<string, number>): Array<[number, number]> {
+  const { dir, last, first } = stemsOf(files.keys[i]);
+  const found = new Map<string, [number, number]>();
+  for (const [stem, how] of [
+    [last, LAST_DOT],
+    [first, FIRST_DOT],
+  ] as const) {
+    const rows: number[] = [];
+    for (const e of SIDECAR_EXTS) {
+      const s = byKey.get(`${dir}${stem}.${e}`);
+      if (s !== undefined && files.origin.at(s) === files.origin.at(i)) rows.push(s);
+    }
+    for (const s of rows.sort((a, b) => a - b)) {
+      const e = extOf(files.keys[s]);
+      if (!found.has(e)) found.set(e, [s, how]);
     }
   }
   return [...found.values()];
@@ -327,18 +624,13 @@ function stemSidecars(f: RawFile, p: string, byStem: Map<string, RawFile[]>, ste
  * each probed with one stat (a list of 2,000 files from Fashion-MNIST's
  * 120,000-file folder: ~6 ms, where listing the folder took ~200 ms).
  */
-function explicitSidecars(f: RawFile): RawFile[] {
-  const dir = path.dirname(f.file);
-  const base = path.basename(f.file);
-  const dot = base.lastIndexOf('.');
-  const stem = dot > 0 ? base.slice(0, dot) : base;
-  const out: RawFile[] = [];
+function besideFile(file: string, out: Found): void {
+  const base = path.basename(file);
+  const stem = stemsOf(base).last;
   for (const ext of SIDECAR_EXTS) {
     const name = `${stem}.${ext}`;
     if (name === base) continue;
-    const file = path.join(dir, name);
-    const st = statOrNull(file);
-    if (st?.isFile()) out.push({ key: file, file, source: file, offset: 0, size: st.size, member: false, explicit: false });
+    const st = statOrNull(path.join(path.dirname(file), name));
+    if (st?.isFile()) out.addSidecar(0, st.size, ext, BESIDE_FILE);
   }
-  return out;
 }
