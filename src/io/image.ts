@@ -194,11 +194,44 @@ for (let v = 0; v < 256; v++) FROM_UINT8[v] = v / 127.5 - 1;
 export async function readImage(input: ImageInput, options?: Partial<ImageReadOptions>): Promise<DecodedImage> {
   const opts = resolveOptions('readImage', READ_DEFAULTS, options);
   const resolved = checkReadOptions(opts);
-  if (opts.name !== undefined && typeof opts.name !== 'string') throw invalidOption('name', 'a string', opts.name);
+  return readResolved(input, resolved, opts.name, undefined);
+}
+
+/** Reads one image (input, name?, into?); see imageReader. */
+export type ImageReader = (input: ImageInput, name?: string, into?: Float32Array) => Promise<DecodedImage>;
+
+/**
+ * readImage with its options checked once, for reading many images alike
+ * (the dataset pipeline reads every input through one). `into`, when given,
+ * receives the pixels and is the result's `data`: it must hold exactly
+ * width x height x 3 values of the result (size x size x 3 with a square
+ * `size`), so that a caller with buffers of its own saves an allocation and
+ * a copy per image.
+ *
+ * Example:
+ *   const read = imageReader({ size: 256 });
+ *   const img = await read(bytes, 'a.png', buffer);  // img.data === buffer
+ */
+export function imageReader(options?: Partial<Omit<ImageReadOptions, 'name'>>): ImageReader {
+  const resolved = checkReadOptions(resolveOptions('imageReader', READER_DEFAULTS, options));
+  return (input, name, into) => readResolved(input, resolved, name, into);
+}
+
+const { name: _name, ...READER_DEFAULTS } = READ_DEFAULTS;
+
+async function readResolved(input: ImageInput, resolved: ResolvedRead, name: string | undefined, into: Float32Array | undefined): Promise<DecodedImage> {
+  if (name !== undefined && typeof name !== 'string') throw invalidOption('name', 'a string', name);
   checkInput('input', input);
-  const source = typeof input === 'string' ? input : (opts.name ?? `<buffer of ${input.length} bytes>`);
+  if (into !== undefined && !(into instanceof Float32Array)) throw invalidOption('into', 'a Float32Array', into);
+  const source = typeof input === 'string' ? input : (name ?? `<buffer of ${input.length} bytes>`);
   const pixels = await decodePixels(input, source, resolved);
-  const data = new Float32Array(pixels.info.width * pixels.info.height * 3); // [H, W, 3]
+  const n = pixels.info.width * pixels.info.height * 3;
+  if (into !== undefined && into.length !== n) {
+    throw new VtokError('INVALID_OPTION', `Expected a Float32Array of ${n} values (${pixels.info.width} x ${pixels.info.height} x 3) for into but received one of ${into.length}`, {
+      subject: 'into',
+    });
+  }
+  const data = into ?? new Float32Array(n); // [H, W, 3]
   writeFloats(pixels, data, 0);
   return { ...pixels.info, data };
 }

@@ -364,21 +364,26 @@ const BICUBIC_TABLE: Int32Array[] = (() => {
   return t;
 })();
 
-/** Per output position along one axis: the first of the 4 input taps (may be < 0) and the weight row. */
+/**
+ * Per output position along one axis, clamped to the input (n positions):
+ * the 4 input taps (`taps[4X + i]`, 0..n-1) and their weights
+ * (`weights[4X + i]`, libvips's table entries).
+ */
 interface AxisTaps {
-  first: Int32Array;
-  weights: Int32Array[];
+  taps: Int32Array;
+  weights: Int32Array;
 }
 
 /**
  * Where libvips's affine samples along one axis when upsizing n pixels by
  * `scale` to `m`: x = X / scale - 0.5, plus the interpolator's window offset
  * of 1; x is stepped by repeated addition (the x axis, like vips_affine_gen)
- * or computed per position (the y axis, one row at a time).
+ * or computed per position (the y axis, one row at a time). Null when
+ * `ties` is false and a position falls on a tie (see below).
  */
-function axisTaps(m: number, inv: number, stepped: boolean, start = 0, ties = true): AxisTaps | undefined {
-  const first = new Int32Array(m);
-  const weights: Int32Array[] = [];
+function axisTaps(n: number, m: number, inv: number, stepped: boolean, start: number, ties: boolean): AxisTaps | null {
+  const taps = new Int32Array(4 * m);
+  const weights = new Int32Array(4 * m);
   let acc = 0.5; // X = 0: 0 * inv - 0.5 + 1
   for (let X = 0; X < m; X++) {
     if (X === start && X > 0) acc = X * inv + 1 - 0.5; // the stepping restarts where libvips's region starts
@@ -393,15 +398,33 @@ function axisTaps(m: number, inv: number, stepped: boolean, start = 0, ties = tr
     // leave the image to sharp. Columns (stepped) never hit this in the checks.
     const f = x * 128;
     const near = Math.round(f);
-    if (!ties && (near & 1) === 1 && Math.abs(f - near) < 1e-7) return undefined;
-    const sx = Math.trunc(f);
-    const t = ((sx & 127) + 1) >> 1;
-    // x >= 0.5 always, so truncation is floor; the 4x4 window starts one before
-    first[X] = Math.trunc(x) - 2; // in the unpadded input
-    weights.push(BICUBIC_TABLE[t]);
+    if (!ties && (near & 1) === 1 && Math.abs(f - near) < 1e-7) return null;
+    const t = ((Math.trunc(f) & 127) + 1) >> 1;
+    // x >= 0.5 always, so truncation is floor; the 4x4 window starts one before (in the unpadded input), edges repeat
+    const first = Math.trunc(x) - 2;
+    for (let i = 0; i < 4; i++) {
+      const c = first + i;
+      taps[4 * X + i] = c < 0 ? 0 : c >= n ? n - 1 : c;
+      weights[4 * X + i] = BICUBIC_TABLE[t][i];
+    }
     acc += inv;
   }
-  return { first, weights };
+  return { taps, weights };
+}
+
+/** axisTaps by its arguments: a dataset's images mostly share a few sizes (each axis remembers its last one). */
+const LAST_TAPS = [
+  { args: [NaN, NaN, NaN, NaN, NaN, NaN], taps: null as AxisTaps | null },
+  { args: [NaN, NaN, NaN, NaN, NaN, NaN], taps: null as AxisTaps | null },
+];
+function cachedAxisTaps(n: number, m: number, inv: number, stepped: boolean, start: number, ties: boolean): AxisTaps | null {
+  const last = LAST_TAPS[stepped ? 0 : 1];
+  const a = last.args;
+  if (a[0] !== n || a[1] !== m || a[2] !== inv || a[4] !== start || a[5] !== +ties) {
+    last.taps = axisTaps(n, m, inv, stepped, start, ties);
+    last.args = [n, m, inv, +stepped, start, +ties];
+  }
+  return last.taps;
 }
 
 /**
@@ -463,6 +486,9 @@ const UNPREMULTIPLY_FACTOR = Float32Array.from({ length: 256 }, (_, a) => (a ===
  * vips_affine with the bicubic interpolator for uchar bands, as vips_resize
  * calls it to upsize by hscale, vscale (both > 1): every band on its own.
  */
+/** bicubicUpsize's intermediate rows, reused (grows to the largest image seen). */
+let ACROSS = new Int32Array(0);
+
 export function bicubicUpsize(img: PngImage, hscale: number, vscale: number, startX = 0, rowTies = false): PngImage | undefined {
   const { data: src, width: w, height: h, bands } = img;
   // libvips's transform: det = a * d, ia = d / det, id = a / det (here b = c = 0).
@@ -472,41 +498,45 @@ export function bicubicUpsize(img: PngImage, hscale: number, vscale: number, sta
   const W = Math.floor(w * hscale + 0.5);
   const H = Math.floor(h * vscale + 0.5);
   if (W < 1 || H < 1) return undefined;
-  const xs = axisTaps(W, ia, true, startX);
-  const ys = axisTaps(H, id, false, 0, rowTies);
+  const xs = cachedAxisTaps(w, W, ia, true, startX, true);
+  const ys = cachedAxisTaps(h, H, id, false, 0, rowTies);
   if (!xs || !ys) return undefined;
   // The horizontal pass depends only on the input row and X, so it is done
   // once per input row: [h, W, bands], each sum already rounded (>> 12).
   const n = W * bands;
-  const across = new Int32Array(h * n);
-  for (let X = 0; X < W; X++) {
-    const cx = xs.weights[X];
-    const [c0, c1, c2, c3] = [cx[0], cx[1], cx[2], cx[3]];
-    const [t0, t1, t2, t3] = [0, 1, 2, 3].map((i) => {
-      const c = xs.first[X] + i;
-      return (c < 0 ? 0 : c >= w ? w - 1 : c) * bands;
-    });
-    for (let r = 0; r < h; r++) {
-      const row = r * w * bands;
-      const p0 = row + t0;
-      const p1 = row + t1;
-      const p2 = row + t2;
-      const p3 = row + t3;
-      const o = r * n + X * bands;
+  if (ACROSS.length < h * n) ACROSS = new Int32Array(h * n);
+  const across = ACROSS;
+  const { taps: tx, weights: cx } = xs;
+  for (let r = 0; r < h; r++) {
+    const row = r * w * bands;
+    let o = r * n;
+    for (let X = 0; X < W; X++) {
+      const k = 4 * X;
+      const c0 = cx[k];
+      const c1 = cx[k + 1];
+      const c2 = cx[k + 2];
+      const c3 = cx[k + 3];
+      const p0 = row + tx[k] * bands;
+      const p1 = row + tx[k + 1] * bands;
+      const p2 = row + tx[k + 2] * bands;
+      const p3 = row + tx[k + 3] * bands;
       for (let z = 0; z < bands; z++) {
-        across[o + z] = (c0 * src[p0 + z] + c1 * src[p1 + z] + c2 * src[p2 + z] + c3 * src[p3 + z] + 2048) >> 12;
+        across[o++] = (c0 * src[p0 + z] + c1 * src[p1 + z] + c2 * src[p2 + z] + c3 * src[p3 + z] + 2048) >> 12;
       }
     }
   }
   const out = new Uint8Array(H * n); // [H, W, bands]
+  const { taps: ty, weights: cy } = ys;
   for (let Y = 0; Y < H; Y++) {
-    const cy = ys.weights[Y];
-    const [c0, c1, c2, c3] = [cy[0], cy[1], cy[2], cy[3]];
-    const rows = [0, 1, 2, 3].map((j) => {
-      const r = ys.first[Y] + j;
-      return (r < 0 ? 0 : r >= h ? h - 1 : r) * n;
-    });
-    const [r0, r1, r2, r3] = rows;
+    const k = 4 * Y;
+    const c0 = cy[k];
+    const c1 = cy[k + 1];
+    const c2 = cy[k + 2];
+    const c3 = cy[k + 3];
+    const r0 = ty[k] * n;
+    const r1 = ty[k + 1] * n;
+    const r2 = ty[k + 2] * n;
+    const r3 = ty[k + 3] * n;
     const o = Y * n;
     for (let i = 0; i < n; i++) {
       const v = (c0 * across[r0 + i] + c1 * across[r1 + i] + c2 * across[r2 + i] + c3 * across[r3 + i] + 2048) >> 12;

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import sharp from 'sharp';
 import type { Sharp } from 'sharp';
-import { readImage } from '../../src/io/image';
+import { imageReader, readImage } from '../../src/io/image';
 import { pngChunk } from '../helpers/png-chunk';
 
 const STEP = 1 / 127.5; // one 8-bit step in [-1, 1] units
@@ -374,5 +374,38 @@ describe('readImage: resize geometry', () => {
     const img = await readImage(big, { size: 64 });
     expectPixelClose(pixel(img, 5, 32), f(32, 32, 32), 4 * STEP);
     expectPixelClose(pixel(img, 58, 32), f(224, 224, 224), 4 * STEP);
+  });
+});
+
+describe('imageReader: options checked once, pixels into a given buffer', () => {
+  test('reads as readImage does, into the buffer given, for the fast PNG path, sharp, and padding', async () => {
+    const png = await gradient().png().toBuffer();
+    const jpeg = await gradient().jpeg({ quality: 90 }).toBuffer();
+    for (const [bytes, options] of [
+      [png, { size: 32, fit: 'pad' as const }],
+      [png, { size: 8 }],
+      [jpeg, { size: 10, fit: 'crop' as const, kernel: 'linear' as const }],
+    ] as const) {
+      const expected = await readImage(bytes, { ...options, name: 'g' });
+      const read = imageReader(options);
+      const side = options.size;
+      const buffer = new Float32Array(side * side * 3).fill(7); // stale values must all be overwritten
+      const got = await read(bytes, 'g', buffer);
+      expect(got.data).toBe(buffer);
+      expect(Array.from(got.data)).toEqual(Array.from(expected.data));
+      expect({ ...got, data: null }).toEqual({ ...expected, data: null });
+      const fresh = await read(bytes); // without a buffer: a new array, the default name
+      expect(Array.from(fresh.data)).toEqual(Array.from(expected.data));
+      expect(fresh.source).toBe(`<buffer of ${bytes.length} bytes>`);
+    }
+  });
+
+  test('a buffer of the wrong length or type, and bad options, are refused naming them', async () => {
+    const png = await gradient().png().toBuffer();
+    const read = imageReader({ size: 4 });
+    await expect(read(png, 'g', new Float32Array(47))).rejects.toThrow('Expected a Float32Array of 48 values (4 x 4 x 3) for into but received one of 47');
+    await expect(read(png, 'g', new Float64Array(48) as unknown as Float32Array)).rejects.toThrow(/for into/);
+    expect(() => imageReader({ size: 0 })).toThrow(/size/);
+    expect(() => imageReader({ name: 'x' } as never)).toThrow(/Unknown option "name" for imageReader/);
   });
 });

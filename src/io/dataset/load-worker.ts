@@ -45,7 +45,8 @@ function pump(): void {
   while (running < settings.concurrency && queue.length > 0) {
     const { req, i, g } = queue.shift() as (typeof queue)[number];
     running++;
-    void loadInputUnlabelled(req.inputs[i], ctx).then((result) => {
+    // The decoder writes straight into the request's buffer (size x size x 3 floats).
+    void loadInputUnlabelled(req.inputs[i], ctx, new Float32Array(req.into[i])).then((result) => {
       running--;
       settle(g, i, result, req.into[i]);
       pump();
@@ -60,7 +61,9 @@ function settle(g: Group, i: number, result: LoadResult, into: ArrayBuffer): voi
     g.results[i] = { ok: false, skipped: result.skipped, inInto: false, pixels: null };
   } else {
     const { input: _input, pixels, ...rest } = result.value;
-    if (pixels.byteLength === into.byteLength) {
+    if (pixels.buffer === into) {
+      g.results[i] = { ok: true, value: rest, inInto: true, pixels: null };
+    } else if (pixels.byteLength === into.byteLength) {
       new Float32Array(into).set(pixels);
       g.results[i] = { ok: true, value: rest, inInto: true, pixels: null };
     } else {

@@ -4,10 +4,10 @@
  * src/io/image.ts). A bad input never throws: it comes back as a
  * SkippedInput with a reason for errors.jsonl.
  */
-import { promises as fsp, readFileSync } from 'node:fs';
+import { closeSync, openSync, promises as fsp, readFileSync, readSync } from 'node:fs';
 import { VtokError } from '../../core/errors';
 import type { SkippedInput, SkipReason } from '../../core/pipeline-types';
-import { readImage, type ImageReadOptions } from '../image';
+import { imageReader, type ImageReader, type ImageReadOptions } from '../image';
 import type { DatasetInput, Sidecar } from './inputs';
 import { lookupLabels, parseSidecar, type TextFields } from './labels';
 import { sha256Hex } from './shard';
@@ -54,8 +54,25 @@ const SYNC_READ_BYTES = 256 * 1024;
 
 async function readBytes(src: { file: string; offset: number; size: number; member: boolean }, reader: RangeReader): Promise<Buffer> {
   if (src.member) return reader.read(src.file, src.offset, src.size);
-  if (src.size <= SYNC_READ_BYTES) return readFileSync(src.file);
+  if (src.size <= SYNC_READ_BYTES) return readSmallFile(src.file, src.size);
   return fsp.readFile(src.file);
+}
+
+/**
+ * A file expected to be `size` bytes (as enumerated), read with open, one
+ * read and close (readFileSync also stats it). One byte more is asked for:
+ * a file that has grown since is read again whole.
+ */
+function readSmallFile(file: string, size: number): Buffer {
+  const fd = openSync(file, 'r');
+  let got: number;
+  const buf = Buffer.allocUnsafe(size + 1);
+  try {
+    got = readSync(fd, buf, 0, size + 1, 0);
+  } finally {
+    closeSync(fd);
+  }
+  return got <= size ? buf.subarray(0, got) : readFileSync(file);
 }
 
 /**
@@ -127,8 +144,23 @@ export function withLabels(r: LoadResult, labels: LoadContext['labels']): LoadRe
   return { ok: true, value: { ...r.value, fields: { label: f.label ?? null, caption: f.caption ?? null } } };
 }
 
-/** loadInput without the mapping file's fields (ctx.labels is not read). */
-export async function loadInputUnlabelled(input: DatasetInput, ctx: Omit<LoadContext, 'labels'>): Promise<LoadResult> {
+/** The image reader of a context's image options, made once (the options are checked once, not per input). */
+const READERS = new WeakMap<LoadContext['image'], ImageReader>();
+function readerOf(image: LoadContext['image']): ImageReader {
+  let read = READERS.get(image);
+  if (!read) {
+    read = imageReader(image);
+    READERS.set(image, read);
+  }
+  return read;
+}
+
+/**
+ * loadInput without the mapping file's fields (ctx.labels is not read).
+ * With `into` (size x size x 3 values) the pixels are written there, and it
+ * is the result's `pixels`.
+ */
+export async function loadInputUnlabelled(input: DatasetInput, ctx: Omit<LoadContext, 'labels'>, into?: Float32Array): Promise<LoadResult> {
   if (input.problem) return skip(input, input.problem.reason, input.problem.code, input.problem.message);
   if (input.size > ctx.maxFileBytes) {
     return skip(input, 'too-large', 'IMAGE_TOO_LARGE', `Skipped ${input.source}: ${input.size} bytes, more than the limit of ${ctx.maxFileBytes} bytes (option maxFileBytes)`);
@@ -153,7 +185,7 @@ export async function loadInputUnlabelled(input: DatasetInput, ctx: Omit<LoadCon
   }
   const sha256 = sha256Hex(bytes);
   try {
-    const img = await readImage(bytes, { ...ctx.image, name: input.source });
+    const img = await readerOf(ctx.image)(bytes, input.source, into);
     return {
       ok: true,
       value: {
