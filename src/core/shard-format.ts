@@ -40,7 +40,7 @@ export const SHARD_VERSION = 1;
 export const MANIFEST_FORMAT = 'vtok-tokens';
 export const MANIFEST_VERSION = 1;
 export const PROGRESS_FORMAT = 'vtok-progress';
-export const PROGRESS_VERSION = 1;
+export const PROGRESS_VERSION = 2;
 
 /** How integer ids are stored: 2 or 4 bytes each, little-endian. */
 export type IdDtype = 'uint16' | 'int32';
@@ -237,8 +237,12 @@ export interface ProgressJournal {
   run: string;
   options: RunOptions;
   part: PartSpec;
-  /** Completed shards, by shard number, with the inputs each one skipped. */
-  done: { entry: ShardEntry; skipped: SkippedInput[] }[];
+  /**
+   * Completed shards, by shard number. The inputs each one skipped are in the
+   * shard file (version 1 listed them here too, so the journal rewritten after
+   * every shard grew with all errors so far).
+   */
+  done: ShardEntry[];
 }
 
 /** The object stored in a shard file. */

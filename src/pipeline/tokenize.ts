@@ -340,16 +340,18 @@ async function tokenizePlanned(p: Plan, t0: number, image: LoadContext['image'],
   const R = opts.recordsPerShard;
   const nShards = shardCount(inputs.length, R);
   const slice = (k: number): [number, number] => [k * R, Math.min((k + 1) * R, inputs.length)];
-  const done = new Map<number, { entry: ShardEntry; skipped: SkippedInput[] }>();
+  // Shards done, with their skipped inputs; null for shards kept from an earlier attempt (read from the file at the end).
+  const done = new Map<number, { entry: ShardEntry; skipped: SkippedInput[] | null }>();
   const journal: ProgressJournal = { format: PROGRESS_FORMAT, version: PROGRESS_VERSION, run, options: runOptions, part, done: [] };
 
   // Resume: keep the shards that are whole and belong to this run; redo the rest.
+  const journalled = new Map((state.journal?.done ?? []).map((e) => [e.shard, e]));
   for (const [k, name] of state.shards) {
     const file = path.join(dir, name);
     if (k >= nShards) throw new VtokError('INVALID_INPUT', `${file} is shard ${k} but this part has only ${nShards} shards: the folder belongs to another input set`, { subject: file });
-    const known = state.journal?.done.find((d) => d.entry.shard === k && d.entry.file === name);
-    if (known && (await sha256File(file).catch(() => '')) === known.entry.sha256) {
-      done.set(k, known);
+    const known = journalled.get(k);
+    if (known?.file === name && (await sha256File(file).catch(() => '')) === known.sha256) {
+      done.set(k, { entry: known, skipped: null });
       continue;
     }
     const adopted = await adoptShard(file, name, k, slice(k), p);
@@ -472,7 +474,7 @@ async function tokenizePlanned(p: Plan, t0: number, image: LoadContext['image'],
       });
       const entry: ShardEntry = { file: name, sha256: written.sha256, bytes: written.bytes, part: part.index, shard: k, records: shardRecords.length, errors: shardSkipped.length };
       done.set(k, { entry, skipped: shardSkipped });
-      journal.done = [...done.keys()].sort((x, y) => x - y).map((x) => done.get(x) as { entry: ShardEntry; skipped: SkippedInput[] });
+      journal.done = [...done.keys()].sort((x, y) => x - y).map((x) => (done.get(x) as { entry: ShardEntry }).entry);
       await writeJsonAtomic(path.join(dir, progressFileName(part)), journal);
       report();
     }
@@ -480,8 +482,13 @@ async function tokenizePlanned(p: Plan, t0: number, image: LoadContext['image'],
     await reader.close();
   }
 
-  const ordered = [...done.keys()].sort((x, y) => x - y).map((k) => done.get(k) as { entry: ShardEntry; skipped: SkippedInput[] });
-  const allSkipped = ordered.flatMap((d) => d.skipped);
+  const ordered = [...done.keys()].sort((x, y) => x - y).map((k) => done.get(k) as { entry: ShardEntry; skipped: SkippedInput[] | null });
+  const allSkipped: SkippedInput[] = [];
+  for (const d of ordered) {
+    // A shard kept from an earlier attempt holds its skipped inputs (checked against the journal's sha256 above).
+    const skippedHere = d.skipped ?? (d.entry.errors === 0 ? [] : (await readShard(path.join(dir, d.entry.file), d.entry.sha256)).skipped);
+    for (const x of skippedHere) allSkipped.push(x);
+  }
   const byReason = emptyReasonCounts();
   for (const s of allSkipped) byReason[s.reason]++;
   const errorsName = errorsFileName(part);
