@@ -30,7 +30,8 @@
  *    photos at 256 x 256 (10,000 of them through a model would take an hour).
  *
  * Flags: --quick (fewer images and reps), --reps N, --only default|fashion-mnist|colour-grid|rss
- * (one part; repeatable), --workers N (decode workers of tokenizeDataset; default its own).
+ * (one part; repeatable), --workers N (decode workers of tokenizeDataset; default its own), --batch N (the batch
+ * size of every throughput row instead of 16 / 64; `vtok tokenize` defaults to 4).
  * Results: a Markdown table on stdout and bench/out/tokenize.json.
  */
 import { spawnSync } from 'node:child_process';
@@ -60,6 +61,9 @@ const repsArg = args.indexOf('--reps');
 const REPS = repsArg >= 0 ? Number(args[repsArg + 1]) : quick ? 1 : 3;
 const only = args.flatMap((a, i) => (args[i - 1] === '--only' ? [a] : []));
 const workersArg = args.indexOf('--workers');
+const batchArg = args.indexOf('--batch');
+const BATCH = batchArg >= 0 ? Number(args[batchArg + 1]) : undefined;
+if (BATCH !== undefined && !(Number.isInteger(BATCH) && BATCH >= 1)) throw new Error(`--batch takes a positive integer, not ${args[batchArg + 1]}`);
 const WORKERS = workersArg >= 0 ? { workers: Number(args[workersArg + 1]) } : {};
 const wanted = (part: string): boolean => only.length === 0 || only.includes(part);
 
@@ -277,11 +281,11 @@ async function main(): Promise<void> {
     if (!wanted(name)) continue;
     const t = await loadTokenizer(name);
     const label = `${name} (${t.id.slice(0, 12)}, ${t.imageSize}x${t.imageSize}, K=${t.model.config.codebookSize})`;
-    rows.push(await throughput(label, modelTokenizer(t.model, { imageSize: t.imageSize, id: t.id }), data, n, batch, REPS));
+    rows.push(await throughput(label, modelTokenizer(t.model, { imageSize: t.imageSize, id: t.id }), data, n, BATCH ?? batch, REPS));
     t.model.dispose();
   }
   await shutdownBackend();
-  if (wanted('colour-grid')) rows.push(await throughput('colour-grid (no model: the pipeline ceiling)', colourGridTokenizer({ imageSize: 256, grid: 16, levels: 8 }), 'photos', quick ? 200 : 1000, 16, REPS));
+  if (wanted('colour-grid')) rows.push(await throughput('colour-grid (no model: the pipeline ceiling)', colourGridTokenizer({ imageSize: 256, grid: 16, levels: 8 }), 'photos', quick ? 200 : 1000, BATCH ?? 16, REPS));
 
   const big = quick ? 2000 : 10000;
   const rss = wanted('rss') ? [runRss(1000, 'fmnist'), runRss(big, 'fmnist'), runRss(1000, 'photos'), runRss(big, 'photos')] : [];

@@ -2,7 +2,7 @@
  * The dataset pipeline as library functions (the CLI's `vtok tokenize`,
  * `decode`, `export` and `manifest merge` are thin wrappers over these).
  */
-export { tokenizeDataset, bpeContentId, TOKENIZE_DEFAULTS } from './tokenize';
+export { tokenizeDataset, bpeContentId, defaultBatchSize, TOKENIZE_DEFAULTS } from './tokenize';
 export type { TokenizeOptions, TokenizeProgress, TokenizeResult } from './tokenize';
 export { decodeDataset, outputNameOf, DECODE_DEFAULTS } from './decode';
 export type { DecodeOptions, DecodeProgress, DecodeResult } from './decode';

@@ -9,7 +9,7 @@ import { readShard } from '../../src/io/dataset/shard';
 import { colourGridDetokenizer, colourGridTokenizer } from '../../src/pipeline/colour-grid';
 import { decodeDataset, outputNameOf } from '../../src/pipeline/decode';
 import { mergeManifests } from '../../src/pipeline/merge';
-import { tokenizeDataset, type TokenizeProgress } from '../../src/pipeline/tokenize';
+import { defaultBatchSize, tokenizeDataset, type TokenizeProgress } from '../../src/pipeline/tokenize';
 import { comparable, hugePngHeader, jpegBytes, makeImages, makeTar, pngBytes, readAllErrors, readAllRecords, tmpDir } from './helpers';
 
 const tok = colourGridTokenizer({ imageSize: 16, grid: 4, levels: 8 });
@@ -312,5 +312,12 @@ describe('tokenizeDataset', () => {
     b[b.length - 2] ^= 1;
     await fsp.writeFile(victim, b);
     await expect(mergeManifests({ dirs: [copy, sep], out: path.join(root, 'merged') })).rejects.toThrow(`${victim} is damaged`);
+  });
+});
+
+describe('defaultBatchSize', () => {
+  test('about 16 images of 128 x 128 in pixels, 1 to 64 images', () => {
+    expect([16, 28, 32, 64, 100, 128, 181, 256, 512, 1024].map(defaultBatchSize)).toEqual([64, 64, 64, 64, 26, 16, 8, 4, 1, 1]);
+    expect(() => defaultBatchSize(0)).toThrow(/imageSize/);
   });
 });

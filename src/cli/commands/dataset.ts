@@ -2,7 +2,7 @@ import type { CommandModule } from 'yargs';
 import { readTokenDir } from '../../io/dataset/shard';
 import { loadHfTokenizer } from '../../io/hf-tokenizer';
 import { loadTokenizer } from '../../io/tokenizer-bundle';
-import { decodeDataset, exportTokens, mergeManifests, modelDetokenizer, modelTokenizer, tokenizeDataset } from '../../pipeline';
+import { decodeDataset, defaultBatchSize, exportTokens, mergeManifests, modelDetokenizer, modelTokenizer, tokenizeDataset } from '../../pipeline';
 import { printResult, progress, type GlobalArgs } from '../output';
 import { withEngine, type EngineArgs } from './engine';
 
@@ -14,7 +14,7 @@ interface TokenizeArgs extends EngineArgs {
   labels?: string;
   shard: string;
   resume?: boolean;
-  batchSize: number;
+  batchSize?: number;
   recordsPerShard: number;
   fit: 'crop' | 'pad';
   concurrency: number;
@@ -35,7 +35,10 @@ export const tokenizeCommand: CommandModule<object, TokenizeArgs> = {
       .option('labels', { type: 'string', describe: 'CSV or JSONL mapping keys to label/caption (sidecar NAME.txt/.json are read anyway)' })
       .option('shard', { type: 'string', default: '0/1', describe: 'This run\'s part i/n of the input (any scheduler can run n copies)' })
       .option('resume', { type: 'boolean', describe: 'Continue an interrupted run in --out' })
-      .option('batch-size', { type: 'number', default: 4, describe: 'Images per model call (wasm has a 4 GB heap: large tokenizers at 256 px need small batches)' })
+      .option('batch-size', {
+        type: 'number',
+        describe: "Images per model call (default: by the tokenizer's image size, 64 at 32 px, 16 at 128, 4 at 256; wasm has a 4 GB heap)",
+      })
       .option('records-per-shard', { type: 'number', default: 1024, describe: 'Inputs per shard file' })
       .option('fit', { choices: ['crop', 'pad'] as const, default: 'crop' as const, describe: 'Centre-crop or pad to the tokenizer\'s size' })
       .option('concurrency', { type: 'number', default: 2, describe: 'Images decoded at once' })
@@ -67,7 +70,7 @@ export const tokenizeCommand: CommandModule<object, TokenizeArgs> = {
           labels: args.labels,
           shard: args.shard,
           resume: Boolean(args.resume),
-          batchSize: args.batchSize,
+          batchSize: args.batchSize ?? defaultBatchSize(t.imageSize),
           recordsPerShard: args.recordsPerShard,
           fit: args.fit,
           concurrency: args.concurrency,
