@@ -127,6 +127,19 @@ describe('enumerateInputs', () => {
     expect(a.sidecars).toEqual([{ file: path.join(root, 'y/s.tar'), offset: members[1].offset, size: 7, member: true, ext: 'txt', name: `${path.join(root, 'y/s.tar')}:a.TXT` }]);
   });
 
+  test('a list of 150,000 inputs (past where pushing a spread list overflows the stack)', async () => {
+    const list = path.join(root, 'big.txt');
+    const n = 150_000;
+    await fsp.writeFile(list, Array.from({ length: n }, (_, i) => `gone/${String(n - i).padStart(6, '0')}.png\n`).join(''));
+    const { inputs, digest } = await enumerateInputs([`@${list}`]);
+    expect(inputs.length).toBe(n);
+    expect([inputs.key(0), inputs.key(n - 1)]).toEqual(['gone/000001.png', `gone/${n}.png`]);
+    expect(inputs.get(n - 1).problem?.message).toBe(`Could not read ${path.join(root, `gone/${n}.png`)}: no such file`);
+    const keys: string[] = [];
+    for (let i = 0; i < n; i++) keys.push(`gone/${String(i + 1).padStart(6, '0')}.png`);
+    expect(digest).toBe(keysDigest(keys));
+  });
+
   test('parts of the list and indices', async () => {
     const { inputs } = await enumerateInputs([path.join(root, 'd')]);
     const keys = inputs.toArray().map((x) => x.key);
