@@ -14,6 +14,7 @@
  * The merged manifest lists every part's shards (paths relative to `out`),
  * part by part; errors.jsonl lists the skipped inputs in key order.
  */
+import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { VtokError, invalidOption, resolveOptions } from '../core/errors';
@@ -21,7 +22,6 @@ import type { SkippedInput } from '../core/pipeline-types';
 import { MANIFEST_FORMAT, MANIFEST_VERSION, checkManifest, emptyReasonCounts, parseOutputName, type ShardEntry, type TokenManifest } from '../core/shard-format';
 import { writeFileAtomic } from '../io/atomic';
 import { compareKeys } from '../io/dataset/glob';
-import { keysDigest } from '../io/dataset/inputs';
 import { errorsJsonl, readErrors, readJsonOrNull, readShard, writeJsonAtomic } from '../io/dataset/shard';
 
 export interface MergeOptions {
@@ -49,6 +49,25 @@ interface FoundPart {
 
 function mergeError(message: string): VtokError {
   return new VtokError('INVALID_INPUT', `Cannot merge: ${message}`, { subject: 'dirs' });
+}
+
+/**
+ * The keys of one part in its order, shard by shard (a shard's records and
+ * skipped inputs together, sorted), checking that each shard belongs to it;
+ * its skipped inputs are added to `skipped` as they are read.
+ */
+async function* partKeys(f: FoundPart, i: number, n: number, run: string, skipped: SkippedInput[]): AsyncGenerator<string> {
+  for (const s of [...f.manifest.shards].sort((a, b) => a.shard - b.shard)) {
+    const file = path.join(f.dir, s.file);
+    const shard = await readShard(file, s.sha256);
+    if (shard.run !== run || shard.part[0] !== i || shard.part[1] !== n) throw mergeError(`${file} does not belong to part ${i} of this run`);
+    const keys = shard.records.map((r) => r.key);
+    for (const x of shard.skipped) {
+      keys.push(x.key);
+      skipped.push(x); // one at a time: push(...list) overflows the stack past ~100,000 arguments
+    }
+    yield* keys.sort(compareKeys);
+  }
 }
 
 /** Size of part i of n over N sorted inputs (input j goes to part j mod n). */
@@ -120,29 +139,31 @@ export async function mergeManifests(options: Partial<MergeOptions>): Promise<Me
   // Skipped inputs, and (verify) every key with the part it was found in.
   let skipped: SkippedInput[] = [];
   if (opts.verify) {
-    const keys: { key: string; part: number }[] = [];
-    for (const [i, f] of parts.entries()) {
-      for (const s of f.manifest.shards) {
-        const file = path.join(f.dir, s.file);
-        const shard = await readShard(file, s.sha256);
-        if (shard.run !== first.run || shard.part[0] !== i || shard.part[1] !== n) throw mergeError(`${file} does not belong to part ${i} of this run`);
-        for (const r of shard.records) keys.push({ key: r.key, part: i });
-        for (const x of shard.skipped) {
-          keys.push({ key: x.key, part: i });
-          skipped.push(x); // one at a time: push(...list) overflows the stack past ~100,000 arguments
-        }
+    // Input j of the run is in part j mod n, so the parts' keys taken in turn must be the run's sorted key list:
+    // each one after the one before (strictly: no input twice), N of them, hashing to its digest. One shard of each
+    // part is held at a time.
+    const streams = parts.map((f, i) => partKeys(f, i, n, first.run, skipped));
+    const hash = createHash('sha256');
+    let prev = '';
+    for (let j = 0; j < N; j++) {
+      const p = j % n;
+      const next = await streams[p].next();
+      if (next.done) throw mergeError(`part ${p} of ${n} holds fewer inputs than its manifest's ${partSize(N, p, n)}`);
+      const key = next.value;
+      if (j > 0 && compareKeys(key, prev) <= 0) {
+        throw mergeError(
+          key === prev
+            ? `input ${JSON.stringify(key)} appears twice (parts ${(j - 1) % n} and ${p})`
+            : `input ${JSON.stringify(key)} of part ${p} comes before ${JSON.stringify(prev)} of part ${(j - 1) % n}, but its position ${j} in the parts' interleaved order comes after it`,
+        );
       }
+      hash.update(j === 0 ? key : `\n${key}`);
+      prev = key;
     }
-    keys.sort((a, b) => compareKeys(a.key, b.key));
-    for (let j = 0; j < keys.length; j++) {
-      if (j > 0 && keys[j].key === keys[j - 1].key) throw mergeError(`input ${JSON.stringify(keys[j].key)} appears twice (parts ${keys[j - 1].part} and ${keys[j].part})`);
+    for (const [p, stream] of streams.entries()) {
+      if (!(await stream.next()).done) throw mergeError(`part ${p} of ${n} holds more inputs than its manifest's ${partSize(N, p, n)}`);
     }
-    if (keys.length !== N) throw mergeError(`the parts hold ${keys.length} inputs but the run enumerated ${N}`);
-    for (let j = 0; j < keys.length; j++) {
-      if (keys[j].part !== j % n) throw mergeError(`input ${JSON.stringify(keys[j].key)} is in part ${keys[j].part} but its position ${j} puts it in part ${j % n}`);
-    }
-    const digest = keysDigest(keys.map((k) => k.key));
-    if (digest !== first.options.inputs.digest) throw mergeError(`the parts' input keys do not hash to the run's input digest`);
+    if (hash.digest('hex') !== first.options.inputs.digest) throw mergeError(`the parts' input keys do not hash to the run's input digest`);
   } else {
     for (const f of parts) for (const x of await readErrors(path.join(f.dir, f.manifest.errors))) skipped.push(x);
   }

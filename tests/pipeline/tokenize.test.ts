@@ -5,7 +5,7 @@ import sharp from 'sharp';
 import { trainBpe } from '../../src/core/bpe';
 import { Rng } from '../../src/core/random';
 import { readImage } from '../../src/io/image';
-import { readShard } from '../../src/io/dataset/shard';
+import { readShard, writeShard } from '../../src/io/dataset/shard';
 import { colourGridDetokenizer, colourGridTokenizer } from '../../src/pipeline/colour-grid';
 import { decodeDataset, outputNameOf } from '../../src/pipeline/decode';
 import { mergeManifests } from '../../src/pipeline/merge';
@@ -312,6 +312,35 @@ describe('tokenizeDataset', () => {
     b[b.length - 2] ^= 1;
     await fsp.writeFile(victim, b);
     await expect(mergeManifests({ dirs: [copy, sep], out: path.join(root, 'merged') })).rejects.toThrow(`${victim} is damaged`);
+  });
+
+  test('merge checks that the parts hold the run\'s inputs exactly once, each in its part: twice, swapped, renamed, missing, extra', async () => {
+    // Copies of the three parts from the test above, with one shard rewritten (and its part's manifest updated to match).
+    // Part p holds inputs p, p + 3, ...; two to a shard: part 0 [0, 3] [6, 9] [12], part 1 [1, 4] [7, 10], part 2 [2, 5] [8, 11].
+    let copies = 0;
+    const tampered = async (part: number, shard: number, edit: (keys: string[]) => string[]): Promise<string> => {
+      const dir = path.join(root, `out-parts-tampered-${copies++}`);
+      await fsp.cp(path.join(root, 'out-parts'), dir, { recursive: true });
+      const manifestFile = path.join(dir, `part-000${part}-of-0003.manifest.json`);
+      const manifest = JSON.parse(await fsp.readFile(manifestFile, 'utf8')) as { shards: { file: string; sha256: string; bytes: number }[] };
+      const entry = manifest.shards[shard];
+      const { sha256: _sha, bytes: _bytes, ...content } = await readShard(path.join(dir, entry.file));
+      const keys = edit(content.records.map((r) => r.key));
+      const records = keys.map((key, i) => ({ ...content.records[Math.min(i, content.records.length - 1)], key }));
+      Object.assign(entry, await writeShard(path.join(dir, entry.file), { ...content, records }));
+      await fsp.writeFile(manifestFile, JSON.stringify(manifest));
+      return dir;
+    };
+    const merge = async (dir: string): Promise<number> => (await mergeManifests({ dirs: [dir] })).manifest.counts.records;
+    expect(await merge(await tampered(1, 0, (k) => k))).toBe(13); // rewritten as it was: still fine
+    await expect(merge(await tampered(1, 0, ([, b]) => [rels[0], b]))).rejects.toThrow(`Cannot merge: input ${JSON.stringify(rels[0])} appears twice (parts 0 and 1)`);
+    await expect(merge(await tampered(1, 0, ([, b]) => [rels[2], b]))).rejects.toThrow(`Cannot merge: input ${JSON.stringify(rels[2])} appears twice (parts 1 and 2)`);
+    await expect(merge(await tampered(0, 0, ([, b]) => [rels[2], b]))).rejects.toThrow(
+      `Cannot merge: input ${JSON.stringify(rels[1])} of part 1 comes before ${JSON.stringify(rels[2])} of part 0, but its position 1 in the parts' interleaved order comes after it`,
+    );
+    await expect(merge(await tampered(1, 0, ([a, b]) => [`${a}~`, b]))).rejects.toThrow("Cannot merge: the parts' input keys do not hash to the run's input digest");
+    await expect(merge(await tampered(2, 1, ([a]) => [a]))).rejects.toThrow("Cannot merge: part 2 of 3 holds fewer inputs than its manifest's 4");
+    await expect(merge(await tampered(0, 2, ([a]) => [a, `${a}~`]))).rejects.toThrow("Cannot merge: part 0 of 3 holds more inputs than its manifest's 5");
   });
 });
 
