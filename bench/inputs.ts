@@ -12,11 +12,14 @@
  *         sidecars (data/fashion-mnist/train through symbolic links to its
  *         folder, so that N can exceed its 60,000 files), written to a
  *         temporary folder; e.g. --list 1000000 for a million inputs.
+ *   --labels N csv|jsonl: instead, a mapping file of N rows (key, label,
+ *         caption) read with loadLabelMap, as `vtok tokenize --labels` reads it.
  */
 import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { enumerateInputs } from '../src/io/dataset/inputs';
+import { loadLabelMap } from '../src/io/dataset/labels';
 import { median } from './lib/timing';
 
 const gc = (globalThis as { gc?: () => void }).gc;
@@ -45,9 +48,37 @@ async function syntheticList(n: number): Promise<{ spec: string; dir: string }> 
   return { spec: `@${path.join(dir, 'list.txt')}`, dir };
 }
 
+/** A mapping file of n rows, its memory held per row and the time to read it. */
+async function labels(n: number, format: string): Promise<void> {
+  if (!(Number.isInteger(n) && n > 0) || (format !== 'csv' && format !== 'jsonl')) throw new Error('Usage: --labels N csv|jsonl');
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'vtok-bench-labels-'));
+  try {
+    const file = path.join(dir, `labels.${format}`);
+    const row = (i: number): [string, number, string] => [`train/${String(i).padStart(7, '0')}.png`, i % 10, `a photo of thing number ${i} on a table`];
+    const lines: string[] = format === 'csv' ? ['key,label,caption'] : [];
+    for (let i = 0; i < n; i++) {
+      const [key, label, caption] = row(i);
+      lines.push(format === 'csv' ? `${key},${label},${caption}` : JSON.stringify({ key, label, caption }));
+    }
+    await fsp.writeFile(file, `${lines.join('\n')}\n`);
+    lines.length = 0;
+    const before = await settled();
+    const t0 = performance.now();
+    const held = await loadLabelMap(file);
+    const seconds = (performance.now() - t0) / 1000;
+    const withMap = await settled();
+    const { size } = await fsp.stat(file);
+    console.log(`${format} mapping file of ${held.map.size} rows (${(size / 1e6).toFixed(1)} MB): read in ${seconds.toFixed(1)} s`);
+    console.log(`  held: ${((withMap - before) / n).toFixed(0)} bytes per row; peak RSS of the process ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`);
+  } finally {
+    await fsp.rm(dir, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   if (!gc) throw new Error('Run with node --expose-gc (the memory per input needs full collections)');
+  if (args[0] === '--labels') return labels(Number(args[1]), args[2] ?? 'csv');
   let spec = args[0];
   let temp: string | null = null;
   let reps = Number(args[1] ?? 5);

@@ -77,44 +77,58 @@ function fieldsOf(o: Record<string, unknown>): Partial<TextFields> {
 export function parseCsv(text: string): string[][] {
   const rows: string[][] = [];
   let row: string[] = [];
+  // A field is `field` plus the characters from `run` on that are not yet added: runs are added as one slice, not
+  // character by character (a million-row file built that way took 11 s and ~1 KB of string pieces a row).
   let field = '';
   let quoted = false;
   let i = text.charCodeAt(0) === 0xfeff ? 1 : 0; // byte-order mark
-  const endRow = (): void => {
-    row.push(field);
+  let run = i;
+  const endField = (end: number): void => {
+    row.push(field + text.slice(run, end));
     field = '';
+  };
+  const endRow = (): void => {
     if (!(row.length === 1 && row[0] === '')) rows.push(row);
     row = [];
   };
   for (; i < text.length; i++) {
-    const c = text[i];
+    const c = text.charCodeAt(i);
     if (quoted) {
-      if (c === '"') {
-        if (text[i + 1] === '"') {
+      if (c === QUOTE) {
+        field += text.slice(run, i);
+        if (text.charCodeAt(i + 1) === QUOTE) {
           field += '"';
           i++;
         } else {
           quoted = false;
         }
-      } else {
-        field += c;
+        run = i + 1;
       }
-    } else if (c === '"' && field === '') {
+    } else if (c === QUOTE && field === '' && run === i) {
       quoted = true;
-    } else if (c === ',') {
-      row.push(field);
-      field = '';
-    } else if (c === '\n' || c === '\r') {
-      if (c === '\r' && text[i + 1] === '\n') i++;
+      run = i + 1;
+    } else if (c === COMMA) {
+      endField(i);
+      run = i + 1;
+    } else if (c === LF || c === CR) {
+      endField(i);
+      if (c === CR && text.charCodeAt(i + 1) === LF) i++;
       endRow();
-    } else {
-      field += c;
+      run = i + 1;
     }
   }
   if (quoted) throw new VtokError('INVALID_INPUT', 'Could not parse CSV: a quoted field is not closed before the end of the file');
-  if (field !== '' || row.length > 0) endRow();
+  if (field !== '' || run < text.length || row.length > 0) {
+    endField(text.length);
+    endRow();
+  }
   return rows;
 }
+
+const QUOTE = 0x22;
+const COMMA = 0x2c;
+const LF = 0x0a;
+const CR = 0x0d;
 
 const KEY_COLUMNS = ['key', 'path', 'file', 'filename', 'image'];
 const LABEL_COLUMNS = ['label', 'class'];
