@@ -170,6 +170,16 @@ describe('inputs: globs, CSV, sidecars, truncation signs', () => {
     ]);
     expect(parseCsv('\ufeffk,l\nx,1')).toEqual([['k', 'l'], ['x', '1']]);
     expect(() => parseCsv('k\n"open')).toThrow('Could not parse CSV: a quoted field is not closed before the end of the file');
+    // quotes inside an unquoted field are kept; text after a closing quote joins the field; blank lines are skipped
+    expect(parseCsv('a"b,c')).toEqual([['a"b', 'c']]);
+    expect(parseCsv('""x,y')).toEqual([['x', 'y']]);
+    expect(parseCsv('"a"b,"c""",d\r')).toEqual([['ab', 'c"', 'd']]);
+    expect(parseCsv('k,v\r\n\r\nx,\n')).toEqual([['k', 'v'], ['x', '']]);
+    expect(parseCsv(',\n,,')).toEqual([['', ''], ['', '', '']]);
+    expect(parseCsv('"x\r\ny",z\n\n\nlast')).toEqual([['x\r\ny', 'z'], ['last']]);
+    // long fields come out whole (the parser adds runs of characters as slices)
+    const long = 'w'.repeat(5000);
+    expect(parseCsv(`${long},"${long}""${long}"\n`)).toEqual([[long, `${long}"${long}`]]);
   });
 
   test('sidecars', () => {
