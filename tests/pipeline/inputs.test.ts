@@ -169,6 +169,11 @@ describe('enumerateInputs', () => {
     expect(lookupLabels((await loadLabelMap(jsonl)).map, 'y.png')).toEqual({ caption: 'why' });
     await fsp.writeFile(jsonl, '{"key": "x.png", "label": 3}\n{"key": "x.png", "label": 4}\n');
     await expect(loadLabelMap(jsonl)).rejects.toThrow(`Labels file ${jsonl} line 2: key "x.png" appears twice`);
+    // CRLF line ends; line numbers count blank lines
+    await fsp.writeFile(jsonl, '{"key": "x.png", "label": 3}\r\n\r\n{"key": "z.png", "caption": "zed"}\r\n');
+    expect(lookupLabels((await loadLabelMap(jsonl)).map, 'z.png')).toEqual({ caption: 'zed' });
+    await fsp.writeFile(jsonl, '{"key": "x.png"}\n\n{oops}');
+    await expect(loadLabelMap(jsonl)).rejects.toThrow(`Labels file ${jsonl} line 3: not valid JSON`);
     await fsp.writeFile(csv, 'name,score\na,1\n');
     await expect(loadLabelMap(csv)).rejects.toThrow(/expected a header row with a key column/);
   });

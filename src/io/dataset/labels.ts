@@ -159,8 +159,13 @@ export async function loadLabelMap(file: string): Promise<LabelMap> {
     map.set(k, fields);
   };
   if (/\.(jsonl|ndjson)$/i.test(file)) {
-    text.split(/\r?\n/).forEach((line, i) => {
-      if (line.trim() === '') return;
+    // Line by line without splitting (a million-line file would stand as a million strings at once).
+    for (let at = 0, i = 0; at < text.length; i++) {
+      let nl = text.indexOf('\n', at);
+      if (nl < 0) nl = text.length;
+      const line = text.slice(at, nl > at && text.charCodeAt(nl - 1) === 0x0d ? nl - 1 : nl);
+      at = nl + 1;
+      if (line.trim() === '') continue;
       let obj: unknown;
       try {
         obj = JSON.parse(line);
@@ -171,7 +176,7 @@ export async function loadLabelMap(file: string): Promise<LabelMap> {
       const keyField = KEY_COLUMNS.find((c) => typeof o?.[c] === 'string');
       if (!keyField) throw new VtokError('INVALID_INPUT', `Labels file ${file} line ${i + 1}: expected an object with a "key" (or ${KEY_COLUMNS.slice(1).join(', ')}) string`, { subject: file });
       add(o[keyField] as string, fieldsOf(o), i + 1);
-    });
+    }
     return { map, sha256 };
   }
   const rows = parseCsv(text);
