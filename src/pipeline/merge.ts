@@ -148,20 +148,20 @@ export async function mergeManifests(options: Partial<MergeOptions>): Promise<Me
     for (let j = 0; j < N; j++) {
       const p = j % n;
       const next = await streams[p].next();
-      if (next.done) throw mergeError(`part ${p} of ${n} holds fewer inputs than its manifest's ${partSize(N, p, n)}`);
+      if (next.done) throw mergeError(`part ${p} of ${n} holds fewer than its ${partSize(N, p, n)} of the run's ${N} inputs`);
       const key = next.value;
       if (j > 0 && compareKeys(key, prev) <= 0) {
         throw mergeError(
           key === prev
             ? `input ${JSON.stringify(key)} appears twice (parts ${(j - 1) % n} and ${p})`
-            : `input ${JSON.stringify(key)} of part ${p} comes before ${JSON.stringify(prev)} of part ${(j - 1) % n}, but its position ${j} in the parts' interleaved order comes after it`,
+            : `the parts do not interleave into one sorted input list: input ${JSON.stringify(key)} (part ${p}, position ${j}) sorts before ${JSON.stringify(prev)} (part ${(j - 1) % n}, position ${j - 1}); an input is in the wrong part, in two parts, or was renamed`,
         );
       }
       hash.update(j === 0 ? key : `\n${key}`);
       prev = key;
     }
     for (const [p, stream] of streams.entries()) {
-      if (!(await stream.next()).done) throw mergeError(`part ${p} of ${n} holds more inputs than its manifest's ${partSize(N, p, n)}`);
+      if (!(await stream.next()).done) throw mergeError(`part ${p} of ${n} holds more than its ${partSize(N, p, n)} of the run's ${N} inputs`);
     }
     if (hash.digest('hex') !== first.options.inputs.digest) throw mergeError(`the parts' input keys do not hash to the run's input digest`);
   } else {

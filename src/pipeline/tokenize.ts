@@ -106,8 +106,8 @@ export interface TokenizeOptions {
   shard: string | PartSpec;
   /** Inputs per shard file (skipped inputs count: shard k always covers the same inputs). Default 1024. */
   recordsPerShard: number;
-  /** Images per call to tokenizer.encodeBatch. Default 16. */
-  batchSize: number;
+  /** Images per call to tokenizer.encodeBatch. Default defaultBatchSize(tokenizer.imageSize): 64 at 32 px, 16 at 128, 4 at 256. */
+  batchSize: number | undefined;
   /** Inputs read and decoded at the same time (over all decode workers). Default 2 (sharp runs one thread per image; see ENGINE.md). */
   concurrency: number;
   /**
@@ -156,7 +156,7 @@ export const TOKENIZE_DEFAULTS: TokenizeOptions = {
   sidecars: true,
   shard: '0/1',
   recordsPerShard: 1024,
-  batchSize: 16,
+  batchSize: undefined,
   concurrency: 2,
   workers: 1,
   workerNice: 0,
@@ -214,7 +214,7 @@ function checkTokenizer(t: unknown): ImageTokenizer {
 
 /** Resolved options plus what is derived from them. */
 interface Plan {
-  opts: TokenizeOptions;
+  opts: ResolvedOptions;
   tokenizer: ImageTokenizer;
   part: PartSpec;
   runOptions: RunOptions;
@@ -224,20 +224,24 @@ interface Plan {
   labels: Map<string, Partial<{ label: string | number | null; caption: string | null }>> | null;
 }
 
+/** The options with the batch size settled. */
+type ResolvedOptions = TokenizeOptions & { batchSize: number };
+
 /** The options, checked (everything that needs no disk). */
 interface Checked {
-  opts: TokenizeOptions;
+  opts: ResolvedOptions;
   tokenizer: ImageTokenizer;
   part: PartSpec;
 }
 
 function checkOptions(options: Partial<TokenizeOptions>): Checked {
-  const opts = resolveOptions('tokenizeDataset', TOKENIZE_DEFAULTS, options);
-  if (!Array.isArray(opts.inputs) || opts.inputs.length === 0 || !opts.inputs.every((s) => typeof s === 'string' && s !== '')) {
-    throw invalidOption('inputs', 'a non-empty array of paths, globs or @lists', opts.inputs);
+  const given = resolveOptions('tokenizeDataset', TOKENIZE_DEFAULTS, options);
+  if (!Array.isArray(given.inputs) || given.inputs.length === 0 || !given.inputs.every((s) => typeof s === 'string' && s !== '')) {
+    throw invalidOption('inputs', 'a non-empty array of paths, globs or @lists', given.inputs);
   }
-  if (typeof opts.out !== 'string' || opts.out === '') throw invalidOption('out', 'an output folder path', opts.out);
-  const tokenizer = checkTokenizer(opts.tokenizer);
+  if (typeof given.out !== 'string' || given.out === '') throw invalidOption('out', 'an output folder path', given.out);
+  const tokenizer = checkTokenizer(given.tokenizer);
+  const opts: ResolvedOptions = { ...given, batchSize: given.batchSize ?? defaultBatchSize(tokenizer.imageSize) };
   const part = typeof opts.shard === 'string' ? parseShardSpec(opts.shard) : checkPart(opts.shard);
   checkInt('recordsPerShard', opts.recordsPerShard, 1, 1 << 24);
   checkInt('batchSize', opts.batchSize, 1, 4096);
@@ -302,7 +306,7 @@ async function plan({ opts, tokenizer, part }: Checked): Promise<Plan> {
 }
 
 /**
- * The batch size `vtok tokenize` uses unless told: about 262,144 pixels a
+ * The batch size tokenizeDataset (and `vtok tokenize`) uses unless told: about 262,144 pixels a
  * batch (16 images at 128 x 128), between 1 and 64 images: 64 at 32 px, 16 at
  * 128, 4 at 256. Larger batches run the model faster per image (Fashion-MNIST
  * at 32: ~300 img/s at 64, ~265 at 4) and spread the pipeline's per-batch

@@ -149,3 +149,30 @@ describe('LoadWorkers', () => {
     expect(() => new LoadWorkers(1, { ...settings, nice: 20 }, pool)).toThrow(/nice/);
   });
 });
+
+describe('loadInputUnlabelled into a buffer', () => {
+  test('decodes into a buffer of size x size x 3 and returns it; a buffer of another length is left alone', async () => {
+    const inputs = (await enumerateInputs([dir])).inputs.toArray();
+    const reader = new RangeReader();
+    let checked = 0;
+    try {
+      for (const input of inputs.filter((x) => /\.(png|jpg)$/.test(x.key) && x.problem === null)) {
+        const expected = await loadInputUnlabelled(input, { ...settings, reader });
+        if (!expected.ok) continue;
+        checked++;
+        const fits = new Float32Array(S * S * 3).fill(9);
+        const into = await loadInputUnlabelled(input, { ...settings, reader }, fits);
+        expect(into.ok && into.value.pixels).toBe(fits);
+        expect(plain(into)).toEqual(plain(expected));
+        const wrong = new Float32Array(S * S * 3 - 3).fill(9);
+        const beside = await loadInputUnlabelled(input, { ...settings, reader }, wrong);
+        expect(beside.ok && beside.value.pixels).not.toBe(wrong);
+        expect(plain(beside)).toEqual(plain(expected));
+        expect(wrong.every((v) => v === 9)).toBe(true);
+      }
+    } finally {
+      await reader.close();
+    }
+    expect(checked).toBeGreaterThanOrEqual(5); // the PNGs (through the fast path) and the JPEG (through sharp)
+  });
+});

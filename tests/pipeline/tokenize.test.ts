@@ -336,11 +336,14 @@ describe('tokenizeDataset', () => {
     await expect(merge(await tampered(1, 0, ([, b]) => [rels[0], b]))).rejects.toThrow(`Cannot merge: input ${JSON.stringify(rels[0])} appears twice (parts 0 and 1)`);
     await expect(merge(await tampered(1, 0, ([, b]) => [rels[2], b]))).rejects.toThrow(`Cannot merge: input ${JSON.stringify(rels[2])} appears twice (parts 1 and 2)`);
     await expect(merge(await tampered(0, 0, ([, b]) => [rels[2], b]))).rejects.toThrow(
-      `Cannot merge: input ${JSON.stringify(rels[1])} of part 1 comes before ${JSON.stringify(rels[2])} of part 0, but its position 1 in the parts' interleaved order comes after it`,
+      `Cannot merge: the parts do not interleave into one sorted input list: input ${JSON.stringify(rels[1])} (part 1, position 1) sorts before ${JSON.stringify(rels[2])} (part 0, position 0); an input is in the wrong part, in two parts, or was renamed`,
     );
+    // an input twice in one part, and in two parts that are not neighbours
+    await expect(merge(await tampered(0, 1, ([a]) => [a, a]))).rejects.toThrow(/Cannot merge: the parts do not interleave into one sorted input list: .* in two parts/);
+    await expect(merge(await tampered(2, 0, ([, b]) => [rels[0], b]))).rejects.toThrow(/Cannot merge: the parts do not interleave .* sorts before/);
     await expect(merge(await tampered(1, 0, ([a, b]) => [`${a}~`, b]))).rejects.toThrow("Cannot merge: the parts' input keys do not hash to the run's input digest");
-    await expect(merge(await tampered(2, 1, ([a]) => [a]))).rejects.toThrow("Cannot merge: part 2 of 3 holds fewer inputs than its manifest's 4");
-    await expect(merge(await tampered(0, 2, ([a]) => [a, `${a}~`]))).rejects.toThrow("Cannot merge: part 0 of 3 holds more inputs than its manifest's 5");
+    await expect(merge(await tampered(2, 1, ([a]) => [a]))).rejects.toThrow("Cannot merge: part 2 of 3 holds fewer than its 4 of the run's 13 inputs");
+    await expect(merge(await tampered(0, 2, ([a]) => [a, `${a}~`]))).rejects.toThrow("Cannot merge: part 0 of 3 holds more than its 5 of the run's 13 inputs");
   });
 });
 

@@ -2,7 +2,7 @@ import type { CommandModule } from 'yargs';
 import { readTokenDir } from '../../io/dataset/shard';
 import { loadHfTokenizer } from '../../io/hf-tokenizer';
 import { loadTokenizer } from '../../io/tokenizer-bundle';
-import { decodeDataset, defaultBatchSize, exportTokens, mergeManifests, modelDetokenizer, modelTokenizer, tokenizeDataset } from '../../pipeline';
+import { decodeDataset, exportTokens, mergeManifests, modelDetokenizer, modelTokenizer, tokenizeDataset } from '../../pipeline';
 import { printResult, progress, type GlobalArgs } from '../output';
 import { withEngine, type EngineArgs } from './engine';
 
@@ -70,7 +70,7 @@ export const tokenizeCommand: CommandModule<object, TokenizeArgs> = {
           labels: args.labels,
           shard: args.shard,
           resume: Boolean(args.resume),
-          batchSize: args.batchSize ?? defaultBatchSize(t.imageSize),
+          batchSize: args.batchSize,
           recordsPerShard: args.recordsPerShard,
           fit: args.fit,
           concurrency: args.concurrency,

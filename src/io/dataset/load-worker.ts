@@ -31,7 +31,7 @@ interface Group {
   results: WorkerResult[];
   /** The request's buffers, one an input, sent back in the same order. */
   into: ArrayBuffer[];
-  /** Pixel arrays of results that did not fit their buffer (not expected: readImage gives exactly size x size x 3). */
+  /** Pixel arrays of results that were not decoded into their buffer (not expected: the settings give a square size, and the buffers hold it). */
   extra: ArrayBuffer[];
   left: number;
 }

@@ -157,8 +157,9 @@ function readerOf(image: LoadContext['image']): ImageReader {
 
 /**
  * loadInput without the mapping file's fields (ctx.labels is not read).
- * With `into` (size x size x 3 values) the pixels are written there, and it
- * is the result's `pixels`.
+ * With `into` the pixels are written there, and it is the result's
+ * `pixels`, when the image options give a square `size` and `into` holds
+ * size x size x 3 values (else a new array is returned, as without it).
  */
 export async function loadInputUnlabelled(input: DatasetInput, ctx: Omit<LoadContext, 'labels'>, into?: Float32Array): Promise<LoadResult> {
   if (input.problem) return skip(input, input.problem.reason, input.problem.code, input.problem.message);
@@ -185,7 +186,9 @@ export async function loadInputUnlabelled(input: DatasetInput, ctx: Omit<LoadCon
   }
   const sha256 = sha256Hex(bytes);
   try {
-    const img = await readerOf(ctx.image)(bytes, input.source, into);
+    const size = ctx.image.size;
+    const fits = into !== undefined && typeof size === 'number' && into.length === size * size * 3; // then the output is exactly that
+    const img = await readerOf(ctx.image)(bytes, input.source, fits ? into : undefined);
     return {
       ok: true,
       value: {
