@@ -135,6 +135,17 @@ describe('resume after kill -9', () => {
       expect(await snapshot(dir)).toEqual(reference);
     });
 
+    test('a journal of version 1 (skipped inputs listed in it) counts as absent: its shards are read and adopted', async () => {
+      const dir = await state('journal-v1', [0, 1, 2], null, async (d) => {
+        const v2 = await journalOf([0, 1, 2]);
+        const v1 = { ...v2, version: 1, done: v2.done.map((entry) => ({ entry, skipped: [] })) };
+        await fsp.writeFile(path.join(d, 'progress.json'), JSON.stringify(v1));
+      });
+      const res = await run(inDir, dir, true);
+      expect([res.resumed, res.written]).toEqual([3, 3]);
+      expect(await snapshot(dir)).toEqual(reference); // errors.jsonl included: the adopted shards' skipped inputs come from the shards
+    });
+
     test('a journal entry whose shard is gone, and a damaged shard file, are redone', async () => {
       const dir = await state('gone-and-damaged', [0, 2], [0, 1, 2], async (d) => {
         await fsp.writeFile(path.join(d, manifest.shards[3].file), 'garbage that is not msgpack');
