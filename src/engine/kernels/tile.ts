@@ -34,9 +34,19 @@ export function tileWasm({ inputs, backend, attrs }: KernelArgs, stock?: tf.Kern
   const inStrides = [...tf.util.computeStrides(x.shape), 1].map((v) => v * bpe);
   const outStrides = [...tf.util.computeStrides(outShape), 1].map((v) => v * bpe);
   const heap = heapBytes(be);
+  // When the last axis itself repeats there is no block: its elements are copied one by one in JS (a copyWithin per
+  // element cost ~40 ns; broadcasting GroupNorm's [B, 1, G, 1] to [B, 1, G, C/G], binary.ts, is all such copies).
+  const words = bpe === 4 && k === rank ? new Uint32Array(heap.buffer) : null;
   const fill = (axis: number, from: number, to: number): void => {
     if (axis === k) {
       heap.copyWithin(to, from, from + block);
+      return;
+    }
+    if (words && axis === rank - 1) {
+      const n = x.shape[axis];
+      const f = from >>> 2;
+      let t = to >>> 2;
+      for (let r = 0; r < reps[axis]; r++) for (let i = 0; i < n; i++) words[t++] = words[f + i];
       return;
     }
     const n = x.shape[axis];
