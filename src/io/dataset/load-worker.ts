@@ -55,16 +55,13 @@ function pump(): void {
   if (closing && running === 0) void ctx.reader.close().finally(() => port?.close());
 }
 
-/** Records one result of a group (pixels into the request's buffer, without the input echoed back); sends the group when it is complete. */
+/** Records one result of a group (its pixels decoded into the request's buffer, the input not echoed back); sends the group when it is complete. */
 function settle(g: Group, i: number, result: LoadResult, into: ArrayBuffer): void {
   if (!result.ok) {
     g.results[i] = { ok: false, skipped: result.skipped, inInto: false, pixels: null };
   } else {
     const { input: _input, pixels, ...rest } = result.value;
     if (pixels.buffer === into) {
-      g.results[i] = { ok: true, value: rest, inInto: true, pixels: null };
-    } else if (pixels.byteLength === into.byteLength) {
-      new Float32Array(into).set(pixels);
       g.results[i] = { ok: true, value: rest, inInto: true, pixels: null };
     } else {
       g.results[i] = { ok: true, value: rest, inInto: false, pixels };
