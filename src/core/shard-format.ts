@@ -396,6 +396,11 @@ function sortKeys(v: unknown): unknown {
   return v;
 }
 
+/** Size of part i of n over N sorted inputs (input j goes to part j mod n). */
+export function partSize(N: number, i: number, n: number): number {
+  return N > i ? Math.floor((N - 1 - i) / n) + 1 : 0;
+}
+
 /** Number of shards of a part with n inputs and R records per shard (0 for an empty part). */
 export function shardCount(n: number, recordsPerShard: number): number {
   return Math.ceil(n / recordsPerShard);

@@ -19,7 +19,7 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { VtokError, invalidOption, resolveOptions } from '../core/errors';
 import type { SkippedInput } from '../core/pipeline-types';
-import { MANIFEST_FORMAT, MANIFEST_VERSION, checkManifest, emptyReasonCounts, parseOutputName, type ShardEntry, type TokenManifest } from '../core/shard-format';
+import { MANIFEST_FORMAT, MANIFEST_VERSION, checkManifest, emptyReasonCounts, parseOutputName, partSize, type ShardEntry, type TokenManifest } from '../core/shard-format';
 import { writeFileAtomic } from '../io/atomic';
 import { compareKeys } from '../io/dataset/glob';
 import { errorsJsonl, readErrors, readJsonOrNull, readShard, writeJsonAtomic } from '../io/dataset/shard';
@@ -68,11 +68,6 @@ async function* partKeys(f: FoundPart, i: number, n: number, run: string, skippe
     }
     yield* keys.sort(compareKeys);
   }
-}
-
-/** Size of part i of n over N sorted inputs (input j goes to part j mod n). */
-function partSize(N: number, i: number, n: number): number {
-  return N > i ? Math.floor((N - 1 - i) / n) + 1 : 0;
 }
 
 /**
